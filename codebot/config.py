@@ -1,0 +1,220 @@
+"""Settings as data: one frozen class per component, filled from env, .codebot.yml, flags.
+
+Precedence, lowest first: built-in defaults, environment, the target repo's .codebot.yml,
+command-line flags. The repo file is repository content, so it may only set what cannot hurt
+the operator: it cannot choose the endpoint, see the API key, turn the network on, or lift
+path protections. Those come from the environment or flags only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codebot.errors import ConfigError
+
+DEFAULT_IMAGE = "codebot-sandbox:bookworm"
+DEFAULT_PROTECTED = (".github/workflows/**", ".codebot.yml")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = ""
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    temperature: float = 0.0
+    max_output_tokens: int = 4096
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    image: str = DEFAULT_IMAGE
+    memory: str = "1g"
+    cpus: float = 1.0
+    pids: int = 256
+    disk: str = "1g"
+    tmp_size: str = "256m"
+    network: bool = False
+    user: str = "65534:65534"
+    workdir: str = "/workspace"
+    max_output_bytes: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    author_name: str = "codebot"
+    author_email: str = "codebot@users.noreply.github.com"
+    branch_prefix: str = "codebot/"
+    # string.Template; $title, $summary, $run_id, $stop_reason are filled in.
+    commit_template: str = "$title\n\n$summary\n\nCodebot-Run: $run_id\nCodebot-Stop: $stop_reason\n"
+    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    git: GitConfig = field(default_factory=GitConfig)
+    runs_dir: Path = Path(".codebot/runs")
+    context_tokens: int = 12_000
+    feedback_tokens: int = 2_000
+    spec_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+# Keys a repository's .codebot.yml may set, per section.
+_REPO_KEYS: dict[str, set[str]] = {
+    "sandbox": {"image", "memory", "cpus", "pids", "disk", "tmp_size"},
+    "git": {"author_name", "author_email", "commit_template"},
+    "context": {"tokens"},
+}
+# Spec fields a repository may default (commands run inside the sandbox only).
+_SPEC_DEFAULT_KEYS = {"test", "build", "lint", "max_iterations", "timeout", "budget", "files"}
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    model = ModelConfig(
+        name=env.get("CODEBOT_MODEL", ""),
+        base_url=env.get("OPENAI_BASE_URL", ""),
+        api_key=env.get("OPENAI_API_KEY", ""),
+        timeout_s=_num(env, "CODEBOT_MODEL_TIMEOUT", 120.0),
+        max_retries=int(_num(env, "CODEBOT_MODEL_RETRIES", 4)),
+        price_input_per_mtok=_opt_num(env, "CODEBOT_PRICE_INPUT"),
+        price_output_per_mtok=_opt_num(env, "CODEBOT_PRICE_OUTPUT"),
+    )
+    sandbox = SandboxConfig(
+        image=env.get("CODEBOT_SANDBOX_IMAGE", DEFAULT_IMAGE),
+        network=env.get("CODEBOT_SANDBOX_NETWORK", "") == "1",
+    )
+    protected = DEFAULT_PROTECTED
+    if env.get("CODEBOT_ALLOW_WORKFLOW_EDITS", "") == "1":
+        protected = tuple(p for p in protected if not p.startswith(".github/workflows"))
+    git = GitConfig(
+        author_name=env.get("CODEBOT_AUTHOR_NAME", GitConfig.author_name),
+        author_email=env.get("CODEBOT_AUTHOR_EMAIL", GitConfig.author_email),
+        protected_paths=protected,
+    )
+    return Settings(model=model, sandbox=sandbox, git=git)
+
+
+def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.yml") -> Settings:
+    """Apply a repository's .codebot.yml (its text, None when absent) on top of `settings`."""
+    if text is None:
+        return settings
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})", "fix or remove the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping", "see README 'Configuration'")
+    allowed = set(_REPO_KEYS) | {"spec", "protected_paths"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{path}: unknown or not allowed key `{key}`",
+                f"allowed: {', '.join(sorted(allowed))}; endpoint and secrets come from env/flags",
+            )
+    sandbox = _section(settings.sandbox, data, "sandbox", path)
+    git = _section(settings.git, data, "git", path)
+    extra = data.get("protected_paths", [])
+    if not isinstance(extra, list) or not all(isinstance(p, str) for p in extra):
+        raise ConfigError(f"{path}: `protected_paths` must be a list of globs", "")
+    git = replace(git, protected_paths=(*git.protected_paths, *extra))
+    context = data.get("context", {}) or {}
+    _check_keys(context, "context", path)
+    spec_defaults = data.get("spec", {}) or {}
+    if not isinstance(spec_defaults, dict):
+        raise ConfigError(f"{path}: `spec` must be a mapping of spec defaults", "")
+    for key in spec_defaults:
+        if key not in _SPEC_DEFAULT_KEYS:
+            raise ConfigError(
+                f"{path}: `spec.{key}` cannot be set per repository",
+                f"allowed: {', '.join(sorted(_SPEC_DEFAULT_KEYS))}",
+            )
+    return replace(
+        settings,
+        sandbox=sandbox,
+        git=git,
+        context_tokens=int(context.get("tokens", settings.context_tokens)),
+        spec_defaults={**settings.spec_defaults, **spec_defaults},
+    )
+
+
+def with_flags(settings: Settings, **flags: Any) -> Settings:
+    """Apply command-line flags; None means 'not given'."""
+    model = settings.model
+    for name, attr in (("model", "name"), ("base_url", "base_url"), ("api_key", "api_key")):
+        if flags.get(name) is not None:
+            model = replace(model, **{attr: flags[name]})
+    out = replace(settings, model=model)
+    if flags.get("runs_dir") is not None:
+        out = replace(out, runs_dir=Path(flags["runs_dir"]))
+    if flags.get("image") is not None:
+        out = replace(out, sandbox=replace(out.sandbox, image=flags["image"]))
+    return out
+
+
+def require_model(settings: Settings) -> ModelConfig:
+    """The model settings a run needs, or a ConfigError saying how to provide them."""
+    m = settings.model
+    if not m.base_url and not m.api_key:
+        raise ConfigError(
+            "no LLM endpoint configured",
+            "set OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one) or pass --base-url; "
+            "any OpenAI-compatible server works (OpenAI, Azure, vLLM, Ollama, llama.cpp)",
+        )
+    if not m.name:
+        raise ConfigError("no model name configured", "set CODEBOT_MODEL or pass --model")
+    return m
+
+
+def _section(current: Any, data: dict[str, Any], name: str, path: str) -> Any:
+    values = data.get(name, {}) or {}
+    _check_keys(values, name, path)
+    types = {f.name: f.type for f in dataclasses.fields(current)}
+    for key, value in values.items():
+        expected = type(getattr(current, key))
+        if expected is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, expected):
+            raise ConfigError(
+                f"{path}: `{name}.{key}` must be {expected.__name__} (got {value!r})",
+                f"see {types[key]} in README 'Configuration'",
+            )
+        current = replace(current, **{key: value})
+    return current
+
+
+def _check_keys(values: Any, name: str, path: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: `{name}` must be a mapping", "")
+    for key in values:
+        if key not in _REPO_KEYS[name]:
+            raise ConfigError(
+                f"{path}: `{name}.{key}` cannot be set in .codebot.yml",
+                f"allowed: {', '.join(sorted(_REPO_KEYS[name]))}",
+            )
+
+
+def _num(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a number", f"set {key} to a number") from None
+
+
+def _opt_num(env: Mapping[str, str], key: str) -> float | None:
+    return _num(env, key, 0.0) if env.get(key) else None

@@ -1,0 +1,196 @@
+"""The data that flows between stages: frozen, typed, serialisable to JSON.
+
+The run record built from these is the single source for logs, the PR body and benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model reply. `cost_usd` is None when the model's price is unknown."""
+
+    text: str
+    usage: Usage
+    model: str
+    latency_s: float
+    cost_usd: float | None = None
+    attempts: int = 1
+
+
+EditFormat = Literal["search_replace", "diff"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change the model asked for, in a format-independent shape.
+
+    `search` empty with `replace` set creates the file (or fails if it exists with other
+    content); `delete` removes it. `hint_line` is the 1-based line a diff hunk claimed,
+    used only to pick between several equal matches.
+    """
+
+    path: str
+    search: str
+    replace: str
+    format: EditFormat
+    block: int
+    hint_line: int | None = None
+    delete: bool = False
+
+
+EditStatus = Literal["applied", "already_applied", "refused"]
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    """What happened to one edit. `detail` says how it matched or, if refused, why and
+    what the closest lines were: it is sent back to the model verbatim."""
+
+    path: str
+    block: int
+    status: EditStatus
+    detail: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """A command run inside the sandbox."""
+
+    command: str
+    exit_code: int
+    output: str
+    duration_s: float
+    timed_out: bool = False
+    truncated: bool = False
+    oom_killed: bool = False
+
+
+CheckName = Literal["build", "lint", "test"]
+
+
+@dataclass(frozen=True)
+class FailedTest:
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check (build, lint or test) as data. `output` is trimmed for people and models;
+    test counts are None when the runner's results could not be read."""
+
+    name: CheckName
+    command: str
+    passed: bool
+    exit_code: int
+    duration_s: float
+    output: str
+    reason: str = ""
+    tests_passed: int | None = None
+    tests_failed: int | None = None
+    tests_errors: int | None = None
+    tests_skipped: int | None = None
+    failing_tests: tuple[FailedTest, ...] = ()
+
+
+Decision = Literal["green", "retry", "give_up"]
+
+
+@dataclass(frozen=True)
+class Iteration:
+    number: int
+    prompt_chars: int
+    reply: str
+    usage: Usage
+    cost_usd: float | None
+    model_s: float
+    edits: tuple[EditOutcome, ...]
+    checks: tuple[CheckResult, ...]
+    decision: Decision
+    feedback: str
+    duration_s: float
+
+
+StopReason = Literal[
+    "passed",
+    "max_iterations",
+    "token_budget",
+    "cost_budget",
+    "model_error",
+    "sandbox_error",
+    "interrupted",
+]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything a run did. Written as run.json; the PR body is rendered from it."""
+
+    run_id: str
+    spec: dict[str, Any]
+    model: str
+    repo: str
+    base_ref: str
+    base_commit: str
+    branch: str
+    started_at: str
+    finished_at: str
+    stop_reason: StopReason
+    stop_detail: str
+    baseline: tuple[CheckResult, ...]
+    iterations: tuple[Iteration, ...]
+    usage: Usage
+    cost_usd: float | None
+    head_commit: str | None = None
+    files_changed: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.stop_reason == "passed"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses to plain dicts/lists, keeping derived totals that readers want."""
+    if isinstance(value, Usage):
+        return {
+            "prompt_tokens": value.prompt_tokens,
+            "completion_tokens": value.completion_tokens,
+            "total_tokens": value.total_tokens,
+        }
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,59 @@
+import pytest
+
+from codebot import config as cfg
+from codebot.errors import ConfigError
+
+
+def test_env_provides_endpoint_model_and_key():
+    s = cfg.from_env({"OPENAI_BASE_URL": "http://x/v1", "OPENAI_API_KEY": "k" * 10, "CODEBOT_MODEL": "m"})
+    assert (s.model.base_url, s.model.name) == ("http://x/v1", "m")
+    assert "k" * 10 not in repr(s)
+
+
+def test_flags_override_env():
+    s = cfg.with_flags(cfg.from_env({"CODEBOT_MODEL": "a"}), model="b", base_url=None)
+    assert s.model.name == "b"
+
+
+def test_missing_endpoint_says_how_to_set_one():
+    with pytest.raises(ConfigError) as err:
+        cfg.require_model(cfg.from_env({}))
+    assert "OPENAI_BASE_URL" in err.value.fix
+
+
+def test_workflow_edits_are_protected_by_default_and_opt_out_is_env_only():
+    assert ".github/workflows/**" in cfg.from_env({}).git.protected_paths
+    allowed = cfg.from_env({"CODEBOT_ALLOW_WORKFLOW_EDITS": "1"})
+    assert ".github/workflows/**" not in allowed.git.protected_paths
+
+
+def test_repo_file_sets_sandbox_limits_and_spec_defaults():
+    text = "sandbox:\n  memory: 2g\n  cpus: 2\nspec:\n  test: make test\n"
+    s = cfg.with_repo_file(cfg.from_env({}), text)
+    assert (s.sandbox.memory, s.sandbox.cpus) == ("2g", 2.0)
+    assert s.spec_defaults == {"test": "make test"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "model:\n  base_url: http://evil/v1\n",
+        "sandbox:\n  network: true\n",
+        "git:\n  protected_paths: []\n",
+        "spec:\n  repo: someone/else\n",
+    ],
+)
+def test_repo_file_cannot_redirect_endpoint_open_network_or_lift_protection(text):
+    with pytest.raises(ConfigError):
+        cfg.with_repo_file(cfg.from_env({}), text)
+
+
+def test_repo_file_can_only_add_protected_paths():
+    s = cfg.with_repo_file(cfg.from_env({}), "protected_paths: ['migrations/**']\n")
+    assert s.git.protected_paths[-1] == "migrations/**"
+    assert ".github/workflows/**" in s.git.protected_paths
+
+
+def test_repo_file_with_wrong_type_names_key():
+    with pytest.raises(ConfigError, match="sandbox.pids"):
+        cfg.with_repo_file(cfg.from_env({}), "sandbox:\n  pids: many\n")
