@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepare this machine to run codebot's sandbox: a Docker engine and the base image.
+# Idempotent and offline-friendly: installs docker.io/debootstrap from Debian if missing,
+# starts dockerd if no engine answers, builds the base image if it is absent.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+image="${CODEBOT_SANDBOX_IMAGE:-codebot-sandbox:bookworm}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+  echo "setup: installing docker.io and debootstrap"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io debootstrap >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd"
+  as_root bash -c 'nohup dockerd >/var/log/codebot-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/codebot-dockerd.log" >&2; exit 1; }
+fi
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  "$here/build-base-image.sh" "$image"
+fi
+echo "setup: engine ready, image $image present"
