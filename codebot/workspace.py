@@ -1,0 +1,149 @@
+"""The isolated clone a run works in. The only module importing `git` (GitPython).
+
+The user's repository is only ever read from, plus one ref written at the very end
+(`publish_local`): its working tree, index and current branch are never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from codebot.errors import WorkspaceError
+
+_PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+
+
+@dataclass
+class Workspace:
+    source: Path
+    path: Path
+    branch: str
+    base_ref: str
+    base_commit: str
+    _repo: git.Repo
+
+    @classmethod
+    def create(cls, source: Path, slug: str, base: str | None, prefix: str) -> Workspace:
+        """Clone `source` at `base` (default: its HEAD) into a temp dir on a new branch."""
+        src = _open(source)
+        base_ref = base or _head_name(src)
+        try:
+            base_commit = src.commit(base_ref).hexsha
+        except (git.BadName, ValueError):
+            raise WorkspaceError(
+                f"base `{base_ref}` is not a branch or commit in {source}",
+                "fix `base:` in the spec or fetch that branch",
+            ) from None
+        branch = _free_branch_name(src, f"{prefix}{slug}")
+        path = Path(tempfile.mkdtemp(prefix="codebot-ws-"))
+        try:
+            repo = git.Repo.clone_from(str(src.working_dir), path, no_checkout=True)
+            repo.git.checkout("-b", branch, base_commit)
+        except git.GitCommandError as exc:
+            shutil.rmtree(path, ignore_errors=True)
+            raise WorkspaceError(f"cannot clone {source}: {_stderr(exc)}", "check the repo") from None
+        return cls(Path(src.working_dir), path, branch, base_ref, base_commit, repo)
+
+    def tracked_files(self) -> list[str]:
+        return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
+
+    def read_base_file(self, relpath: str) -> str | None:
+        """A file as it is at the base commit (not as the model may have edited it)."""
+        try:
+            data: bytes = self._repo.commit(self.base_commit).tree[relpath].data_stream.read()
+        except KeyError:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    def is_python(self) -> bool:
+        files = self.tracked_files()
+        return any(f.endswith(".py") for f in files) or any(m in files for m in _PYTHON_MARKERS)
+
+    def changed_files(self) -> list[str]:
+        """Paths that differ from the base commit, including new and deleted files."""
+        self._repo.git.add("-A")
+        out = self._repo.git.diff("--cached", "--name-only", "-z", self.base_commit)
+        return sorted(p for p in out.split("\0") if p)
+
+    def diff(self) -> str:
+        """The patch from the base commit to the current tree (staged)."""
+        self._repo.git.add("-A")
+        text: str = self._repo.git.diff("--cached", "--no-color", "--no-ext-diff", self.base_commit)
+        return text + "\n" if text else ""
+
+    def commit(self, message: str, author_name: str, author_email: str) -> str | None:
+        """One squashed commit of everything changed; None when nothing changed."""
+        if not self.changed_files():
+            return None
+        actor = git.Actor(author_name, author_email)
+        try:
+            commit = self._repo.index.commit(
+                message, author=actor, committer=actor, skip_hooks=True
+            )
+        except (git.GitCommandError, OSError) as exc:
+            raise WorkspaceError(f"cannot commit in the workspace: {exc}", "see run.json") from None
+        return commit.hexsha
+
+    def publish_local(self) -> None:
+        """Copy the branch into the user's repository as a ref; nothing else changes there."""
+        src = git.Repo(self.source)
+        try:
+            src.git.fetch(str(self.path), f"{self.branch}:{self.branch}")
+        except git.GitCommandError as exc:
+            raise WorkspaceError(
+                f"cannot create branch {self.branch} in {self.source}: {_stderr(exc)}",
+                "delete or rename the existing branch and run again",
+            ) from None
+
+    def cleanup(self) -> None:
+        self._repo.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _open(source: Path) -> git.Repo:
+    try:
+        repo = git.Repo(source, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise WorkspaceError(
+            f"{source} is not a git repository", "pass --repo PATH pointing at a git work tree"
+        ) from None
+    if repo.bare or not repo.working_dir:
+        raise WorkspaceError(f"{source} is a bare repository", "pass a repository with a work tree")
+    if not repo.head.is_valid():
+        raise WorkspaceError(f"{source} has no commits yet", "commit something first")
+    return repo
+
+
+def _head_name(repo: git.Repo) -> str:
+    return "HEAD" if repo.head.is_detached else repo.active_branch.name
+
+
+def _free_branch_name(repo: git.Repo, wanted: str) -> str:
+    existing = {h.name for h in repo.heads}
+    if wanted not in existing:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}" in existing:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def _stderr(exc: git.GitCommandError) -> str:
+    text = str(exc.stderr or exc).strip().replace("\n", " ")
+    return text.removeprefix("stderr: ").strip("' ")
+
+
+def read_file_at(source: Path, ref: str | None, relpath: str) -> str | None:
+    """A file's content at `ref` (default HEAD) in `source`, without touching its work tree."""
+    repo = _open(source)
+    try:
+        blob = repo.commit(ref or "HEAD").tree[relpath]
+    except (KeyError, git.BadName, ValueError):
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,116 @@
+import pytest
+
+from codebot.errors import WorkspaceError
+from codebot.workspace import Workspace, read_file_at
+from tests.support.git_repos import git, make_repo, snapshot
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return make_repo(tmp_path / "repo", {"a.py": "x = 1\n", "lib/b.py": "y = 2\n"})
+
+
+def test_clone_is_isolated_and_on_a_new_branch(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        assert ws.path != repo
+        assert ws.branch == "codebot/fix-x"
+        assert ws.base_ref == "main"
+        assert sorted(ws.tracked_files()) == ["a.py", "lib/b.py"]
+    finally:
+        ws.cleanup()
+    assert not ws.path.exists()
+
+
+def test_edits_and_commit_never_touch_the_users_repo(repo):
+    before = snapshot(repo)
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "a.py").write_text("x = 2\n")
+        (ws.path / "new.py").write_text("z = 3\n")
+        assert ws.changed_files() == ["a.py", "new.py"]
+        assert ws.commit("Change x", "bot", "bot@localhost")
+    finally:
+        ws.cleanup()
+    assert snapshot(repo) == before
+    assert "codebot/fix-x" not in git(repo, "branch", "--list")
+
+
+def test_publish_local_adds_only_the_branch(repo):
+    before = snapshot(repo)
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "a.py").write_text("x = 2\n")
+        sha = ws.commit("Change x", "bot", "bot@localhost")
+        ws.publish_local()
+    finally:
+        ws.cleanup()
+    assert snapshot(repo) == before
+    assert git(repo, "rev-parse", "codebot/fix-x") == sha
+    assert git(repo, "log", "-1", "--format=%an <%ae>|%s", "codebot/fix-x") == (
+        "bot <bot@localhost>|Change x"
+    )
+
+
+def test_existing_branch_name_gets_a_suffix(repo):
+    git(repo, "branch", "codebot/fix-x")
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    ws.cleanup()
+    assert ws.branch == "codebot/fix-x-2"
+
+
+def test_commit_with_no_change_returns_none(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        assert ws.commit("nothing", "bot", "bot@localhost") is None
+    finally:
+        ws.cleanup()
+
+
+def test_diff_shows_the_patch_against_base(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "lib/b.py").unlink()
+        patch = ws.diff()
+    finally:
+        ws.cleanup()
+    assert "deleted file mode" in patch and "-y = 2" in patch
+
+
+def test_base_can_be_another_branch(repo):
+    git(repo, "checkout", "-q", "-b", "dev")
+    (repo / "a.py").write_text("x = 99\n")
+    git(repo, "commit", "-qam", "dev change")
+    git(repo, "checkout", "-q", "main")
+    ws = Workspace.create(repo, "t", "dev", "codebot/")
+    try:
+        assert (ws.path / "a.py").read_text() == "x = 99\n"
+        assert ws.base_ref == "dev"
+    finally:
+        ws.cleanup()
+
+
+def test_unknown_base_names_it(repo):
+    with pytest.raises(WorkspaceError, match="base `nope`"):
+        Workspace.create(repo, "t", "nope", "codebot/")
+
+
+def test_not_a_repository_is_a_clear_error(tmp_path):
+    with pytest.raises(WorkspaceError, match="is not a git repository"):
+        Workspace.create(tmp_path, "t", None, "codebot/")
+
+
+def test_uncommitted_user_changes_are_neither_used_nor_touched(repo):
+    (repo / "a.py").write_text("x = 'dirty'\n")
+    ws = Workspace.create(repo, "t", None, "codebot/")
+    try:
+        assert (ws.path / "a.py").read_text() == "x = 1\n"
+    finally:
+        ws.cleanup()
+    assert (repo / "a.py").read_text() == "x = 'dirty'\n"
+
+
+def test_read_file_at_reads_committed_content_only(repo):
+    (repo / ".codebot.yml").write_text("uncommitted: true\n")
+    assert read_file_at(repo, None, "a.py") == "x = 1\n"
+    assert read_file_at(repo, None, ".codebot.yml") is None
