@@ -8,10 +8,15 @@ image="${CODEBOT_SANDBOX_IMAGE:-codebot-sandbox:bookworm}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-  echo "setup: installing docker.io and debootstrap"
+apt_install() {
+  echo "setup: installing $*"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# An engine that already answers (e.g. on a GitHub runner) is used as it is.
+if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then
+  apt_install docker.io
 fi
 
 if ! docker info >/dev/null 2>&1; then
@@ -22,6 +27,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 if ! docker image inspect "$image" >/dev/null 2>&1; then
+  command -v debootstrap >/dev/null || apt_install debootstrap
   "$here/build-base-image.sh" "$image"
 fi
 echo "setup: engine ready, image $image present"

