@@ -1,0 +1,329 @@
+"""GitHub through PyGithub: read issues, comment, open or update one PR per branch.
+
+The only module importing `github`. Every PyGithub or network failure leaves here as a
+one-line ForgeError; the token never appears in a message. `api_url` may point at GitHub
+Enterprise or a local test server: PyGithub follows the URLs the API returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+import github
+from github.PullRequest import PullRequest
+from github.Repository import Repository
+
+from codebot.errors import ConfigError, ForgeError
+
+DEFAULT_API_URL = "https://api.github.com"
+_FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    full_name: str
+    default_branch: str
+    clone_url: str
+    url: str
+
+
+@dataclass(frozen=True)
+class IssueInfo:
+    """An issue as the API reports it. `author_association` (OWNER, MEMBER, COLLABORATOR,
+    CONTRIBUTOR, NONE, ...) is what callers use to decide whether to trust a trigger."""
+
+    repo: str
+    number: int
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    author: str
+    author_association: str
+    state: str
+    url: str
+    is_pull_request: bool
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """A pull request. `warnings` lists what was asked for but not done (e.g. a reviewer
+    who is not a collaborator); `created` is False when an open PR was reused."""
+
+    number: int
+    url: str
+    head: str
+    base: str
+    draft: bool
+    state: str
+    created: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """HTTP behaviour of the client. The defaults are PyGithub's, which respect GitHub's
+    secondary rate limits; tests against a local server turn retries and pacing off."""
+
+    retry: bool = True
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+    timeout_s: int = 15
+
+
+class GitHubForge:
+    def __init__(
+        self, token: str, api_url: str = DEFAULT_API_URL, options: ClientOptions = ClientOptions()
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._gh = github.Github(
+            auth=github.Auth.Token(token),
+            base_url=self.api_url,
+            timeout=options.timeout_s,
+            retry=github.Github.default_retry if options.retry else None,
+            seconds_between_requests=options.seconds_between_requests,
+            seconds_between_writes=options.seconds_between_writes,
+            lazy=True,  # no GET for objects we only use as a URL prefix
+        )
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, options: ClientOptions = ClientOptions()
+    ) -> GitHubForge:
+        """GITHUB_TOKEN and GITHUB_API_URL, as GitHub Actions sets them."""
+        env = os.environ if env is None else env
+        token = env.get("GITHUB_TOKEN", "")
+        if not token:
+            raise ConfigError(
+                "GITHUB_TOKEN is not set",
+                "export a token with contents, issues and pull-requests write access "
+                "(in Actions: `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`)",
+            )
+        return cls(token, env.get("GITHUB_API_URL") or DEFAULT_API_URL, options)
+
+    def whoami(self) -> str:
+        """The login the token belongs to (for `codebot doctor`)."""
+        with self._calling("reading the authenticated user"):
+            return self._gh.get_user().login
+
+    def repo(self, full_name: str) -> RepoInfo:
+        with self._calling(f"reading repository {full_name}"):
+            r = self._repo(full_name)
+            return RepoInfo(r.full_name, r.default_branch, r.clone_url, r.html_url)
+
+    def issue(self, full_name: str, number: int) -> IssueInfo:
+        with self._calling(f"reading issue {full_name}#{number}"):
+            i = self._repo(full_name).get_issue(number)
+            return IssueInfo(
+                repo=full_name,
+                number=i.number,
+                title=i.title,
+                body=i.body or "",
+                labels=tuple(label.name for label in i.labels),
+                author=i.user.login,
+                author_association=i.author_association,
+                state=i.state,
+                url=i.html_url,
+                is_pull_request=i.pull_request is not None,
+            )
+
+    def comment(self, full_name: str, number: int, body: str) -> str:
+        """Post a comment on an issue or PR; returns the comment's URL."""
+        with self._calling(f"commenting on {full_name}#{number}"):
+            return self._repo(full_name).get_issue(number).create_comment(body).html_url
+
+    def find_open_pr(self, full_name: str, head_branch: str) -> PullInfo | None:
+        with self._calling(f"listing pull requests of {full_name}"):
+            pull = self._find_open(self._repo(full_name), full_name, head_branch)
+            return _pull_info(pull) if pull else None
+
+    def open_or_update_pr(
+        self,
+        full_name: str,
+        *,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        draft: bool,
+        labels: Sequence[str] = (),
+        reviewers: Sequence[str] = (),
+    ) -> PullInfo:
+        """One open PR per head branch: update it if it exists, else create it."""
+        repo = self._repo(full_name)
+        with self._calling(f"listing pull requests of {full_name}"):
+            pull = self._find_open(repo, full_name, head)
+        created = False
+        if pull is None:
+            pull, created = self._create_pull(repo, full_name, head, base, title, body, draft)
+        if not created:
+            with self._calling(f"updating pull request {full_name}#{pull.number}"):
+                if (pull.title, pull.body or "") != (title, body):
+                    pull.edit(title=title, body=body)
+        if labels:
+            with self._calling(f"labelling {full_name}#{pull.number}"):
+                pull.add_to_labels(*labels)
+        warnings = tuple(w for r in reviewers if (w := self._request_review(pull, full_name, r)))
+        return replace(_pull_info(pull), created=created, warnings=warnings)
+
+    def is_protected(self, full_name: str, branch: str) -> bool:
+        """Whether `branch` has protection rules; a branch that does not exist is not.
+
+        Reads the branch's `protected` flag rather than the protection endpoint: that one
+        needs admin rights, which a workflow's GITHUB_TOKEN lacks (it answers 403/404)."""
+        with self._calling(f"reading branch {branch} of {full_name}"):
+            try:
+                return self._repo(full_name).get_branch(branch).protected
+            except github.UnknownObjectException:
+                return False
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _repo(self, full_name: str) -> Repository:
+        if not _FULL_NAME.fullmatch(full_name):
+            raise ForgeError(
+                f"`{full_name}` is not a repository OWNER/NAME", "name the repository as OWNER/NAME"
+            )
+        return self._gh.get_repo(full_name)
+
+    def _find_open(self, repo: Repository, full_name: str, branch: str) -> PullRequest | None:
+        owner = full_name.split("/")[0]
+        label = f"{owner}:{branch}".casefold()
+        for pull in repo.get_pulls(state="open", head=f"{owner}:{branch}"):
+            if pull.head.label.casefold() == label:
+                return pull
+        return None
+
+    def _create_pull(
+        self,
+        repo: Repository,
+        full_name: str,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        draft: bool,
+    ) -> tuple[PullRequest, bool]:
+        """The new PR and True, or the PR another run opened meanwhile and False."""
+        try:
+            with self._calling(f"opening a pull request from {head} into {base} in {full_name}"):
+                pull = repo.create_pull(base=base, head=head, title=title, body=body, draft=draft)
+                return pull, True
+        except _Unprocessable as exc:
+            # Another run may have opened it since we looked: reuse that one.
+            if "already exists" not in exc.detail:
+                raise
+            with self._calling(f"listing pull requests of {full_name}"):
+                existing = self._find_open(repo, full_name, head)
+            if existing is None:
+                raise
+            return existing, False
+
+    def _request_review(self, pull: PullRequest, full_name: str, reviewer: str) -> str:
+        """Request one review; a refusal (422) is a warning, not a failed PR."""
+        try:
+            with self._calling(f"requesting a review on {full_name}#{pull.number}"):
+                pull.create_review_request(reviewers=[reviewer])
+        except _Unprocessable as exc:
+            return f"review not requested from {reviewer}: {exc.detail}"
+        return ""
+
+    @contextmanager
+    def _calling(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except github.GithubException as exc:
+            raise self._scrub(_translate(action, exc, self.api_url)) from None
+        except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
+            host = urlsplit(self.api_url).netloc or self.api_url
+            raise self._scrub(
+                ForgeError(
+                    f"cannot reach the GitHub API at {host} while {action} ({type(exc).__name__})",
+                    "check GITHUB_API_URL and the network; GitHub status: githubstatus.com",
+                )
+            ) from None
+
+    def _scrub(self, error: ForgeError) -> ForgeError:
+        """Belt and braces: no message may carry the token, whatever GitHub echoed."""
+        if self._token:
+            error.cause = error.cause.replace(self._token, "***")
+            error.fix = error.fix.replace(self._token, "***")
+            error.args = (error.cause,)
+        return error
+
+
+class _Unprocessable(ForgeError):
+    """422: GitHub understood the request and refused it (validation)."""
+
+    def __init__(self, cause: str, fix: str, detail: str) -> None:
+        super().__init__(cause, fix)
+        self.detail = detail
+
+
+def _translate(action: str, exc: github.GithubException, api_url: str) -> ForgeError:
+    detail = _detail(exc)
+    status = exc.status
+    if isinstance(exc, github.RateLimitExceededException):
+        return ForgeError(
+            f"GitHub rate limit exceeded while {action}",
+            "wait for the limit to reset, or use a token with a higher limit",
+        )
+    if status == 401:
+        return ForgeError(
+            f"GitHub rejected the token while {action} (401 {detail})",
+            "set GITHUB_TOKEN to a valid, unexpired token for "
+            f"{urlsplit(api_url).netloc or api_url}",
+        )
+    if status == 403:
+        return ForgeError(
+            f"GitHub refused {action} (403 {detail})",
+            "give the token contents, issues and pull-requests write permission "
+            "(in Actions: the workflow's `permissions:` block)",
+        )
+    if status == 404:
+        return ForgeError(
+            f"not found while {action} (404)",
+            "check the name and number, and that the token can read the repository "
+            "(GitHub answers 404, not 403, for private repositories the token cannot see)",
+        )
+    if status == 422:
+        return _Unprocessable(
+            f"GitHub rejected {action} (422 {detail})",
+            "check that the branches exist and were pushed, and that the values are valid",
+            detail,
+        )
+    return ForgeError(
+        f"GitHub answered {status} while {action}: {detail}",
+        "retry later; if it persists, check GITHUB_API_URL and githubstatus.com",
+    )
+
+
+def _detail(exc: github.GithubException) -> str:
+    """GitHub's message plus its validation errors, on one line."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    parts = [str(data.get("message") or exc.message or "no message")]
+    for error in data.get("errors") or []:
+        if isinstance(error, dict):
+            text = error.get("message") or " ".join(
+                str(error[k]) for k in ("field", "code") if error.get(k)
+            )
+            parts.append(str(text))
+        else:
+            parts.append(str(error))
+    text = " ".join("; ".join(p for p in parts if p).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _pull_info(pull: PullRequest) -> PullInfo:
+    return PullInfo(
+        number=pull.number,
+        url=pull.html_url,
+        head=pull.head.ref,
+        base=pull.base.ref,
+        draft=bool(pull.draft),
+        state=pull.state,
+    )
