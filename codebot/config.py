@@ -20,7 +20,7 @@ import yaml
 from codebot.errors import ConfigError
 
 DEFAULT_IMAGE = "codebot-sandbox:bookworm"
-DEFAULT_PROTECTED = (".github/workflows/**", ".codebot.yml")
+DEFAULT_PROTECTED: tuple[str, ...] = (".github/workflows/**", ".codebot.yml")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ModelConfig:
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     timeout_s: float = 120.0
-    max_retries: int = 4
+    max_retries: int = 3
     temperature: float = 0.0
     max_output_tokens: int = 4096
     price_input_per_mtok: float | None = None
@@ -88,7 +88,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         base_url=env.get("OPENAI_BASE_URL", ""),
         api_key=env.get("OPENAI_API_KEY", ""),
         timeout_s=_num(env, "CODEBOT_MODEL_TIMEOUT", 120.0),
-        max_retries=int(_num(env, "CODEBOT_MODEL_RETRIES", 4)),
+        max_retries=int(_num(env, "CODEBOT_MODEL_RETRIES", 3)),
         price_input_per_mtok=_opt_num(env, "CODEBOT_PRICE_INPUT"),
         price_output_per_mtok=_opt_num(env, "CODEBOT_PRICE_OUTPUT"),
     )

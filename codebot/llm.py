@@ -1,0 +1,250 @@
+"""`OpenAIModel`: the only module that imports openai. Any OpenAI-compatible endpoint works.
+
+Transport faults (429, 5xx, timeouts, dropped connections) are retried by the SDK with its
+own backoff, which honours retry-after(-ms). A reply that arrives but is unusable (not JSON,
+no choices, empty content) is retried here, because the SDK has already accepted it. Every
+failure leaves as a one-line `ModelError` that never contains the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from codebot.config import ModelConfig
+from codebot.context import estimate_tokens
+from codebot.errors import ModelError
+from codebot.records import Completion, Message, Usage
+from codebot.redact import Redactor
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+SEED = 0  # honoured by OpenAI, vLLM, llama.cpp and Ollama; makes reruns comparable
+
+# List prices in USD per million tokens (input, output) at the time of writing (2025).
+# They change: CODEBOT_PRICE_INPUT / CODEBOT_PRICE_OUTPUT override them.
+LIST_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+# How vLLM, llama.cpp, OpenAI and others word "the prompt is longer than the model's context".
+_CONTEXT_HINTS = ("context length", "context window", "context size", "prompt is too long")
+
+
+def cost_usd(usage: Usage, config: ModelConfig) -> float | None:
+    """Configured prices win; otherwise the list price of a known model; else unknown."""
+    listed = LIST_PRICES.get(_SNAPSHOT.sub("", config.name))
+    price_in = config.price_input_per_mtok
+    price_out = config.price_output_per_mtok
+    if listed is not None:
+        price_in = listed[0] if price_in is None else price_in
+        price_out = listed[1] if price_out is None else price_out
+    if price_in is None or price_out is None:
+        return None
+    return (usage.prompt_tokens * price_in + usage.completion_tokens * price_out) / 1e6
+
+
+class OpenAIModel:
+    """`Model` over the chat completions API of any OpenAI-compatible server."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.name = config.name
+        self._config = config
+        self._redact = Redactor.of([config.api_key])
+        self._base_url = config.base_url or DEFAULT_BASE_URL
+        self._client = openai.OpenAI(
+            base_url=self._base_url,
+            api_key=config.api_key or "not-needed",
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+
+    def complete(self, messages: Sequence[Message]) -> Completion:
+        started = time.monotonic()
+        params = [_param(m) for m in messages]
+        spent = Usage()
+        sent = 0
+        problem = ""
+        for attempt in range(1, self._config.max_retries + 2):
+            body, sent = self._post(params, sent)
+            try:
+                text, usage = _parse_reply(body)
+            except _MalformedReply as exc:
+                problem, spent = exc.reason, spent + exc.usage
+                continue
+            if usage is None:
+                prompt = estimate_tokens("".join(m.content for m in messages))
+                usage = Usage(prompt, estimate_tokens(text))
+            usage = spent + usage
+            return Completion(
+                text=text,
+                usage=usage,
+                model=self.name,
+                latency_s=time.monotonic() - started,
+                cost_usd=cost_usd(usage, self._config),
+                attempts=attempt,
+            )
+        raise ModelError(
+            f"the LLM endpoint at {self._url()} sent {self._config.max_retries + 1} unusable "
+            f"replies (last: {problem})",
+            f"check that it serves an OpenAI-compatible chat API for model '{self.name}'",
+        )
+
+    def _post(self, params: list[ChatCompletionMessageParam], sent: int) -> tuple[bytes, int]:
+        """One SDK call (with its own retries): the raw reply body and requests sent so far."""
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=self.name,
+                messages=params,
+                temperature=self._config.temperature,
+                max_tokens=self._config.max_output_tokens,
+                seed=SEED,
+            )
+            return raw.http_response.content, sent + raw.retries_taken + 1
+        except openai.OpenAIError as exc:
+            failure = self._translate(exc, sent + _requests_made(exc, self._config))
+        # Raised outside `except` so the SDK error, which may quote the key, is not chained.
+        raise failure
+
+    def _translate(self, exc: openai.OpenAIError, attempts: int) -> ModelError:
+        url = self._url()
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(
+                f"no reply from the LLM endpoint at {url} within {self._config.timeout_s:g}s "
+                f"({_plural(attempts, 'attempt')})",
+                "raise CODEBOT_MODEL_TIMEOUT or use a faster model",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelError(
+                f"cannot reach the LLM endpoint at {url}",
+                "check OPENAI_BASE_URL / --base-url and that the server is running",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return self._translate_status(exc, attempts)
+        return ModelError(f"the LLM request failed: {self._detail(exc)}")
+
+    def _translate_status(self, exc: openai.APIStatusError, attempts: int) -> ModelError:
+        status, url, detail = exc.status_code, self._url(), self._detail(exc)
+        if status in (401, 403):
+            return ModelError(
+                f"the endpoint rejected the API key ({status})", "check OPENAI_API_KEY"
+            )
+        if status == 404 and (exc.code == "model_not_found" or "model" in detail.lower()):
+            return ModelError(
+                f"model '{self.name}' not found at {url}", "check CODEBOT_MODEL / --model"
+            )
+        if status == 404:
+            return ModelError(
+                f"{url}/chat/completions not found (404)",
+                "check OPENAI_BASE_URL / --base-url (it usually ends in /v1)",
+            )
+        if status == 429 and exc.code == "insufficient_quota":
+            return ModelError(
+                "the API key has no quota left (429)", "check the account's plan and billing"
+            )
+        if status == 429:
+            return ModelError(
+                f"rate limited by the LLM endpoint at {url} after {_plural(attempts, 'attempt')}",
+                "lower concurrency or raise the limit",
+            )
+        if status == 400 and (
+            exc.code == "context_length_exceeded"
+            or any(hint in detail.lower() for hint in _CONTEXT_HINTS)
+        ):
+            return ModelError(
+                f"the prompt does not fit the context window of model '{self.name}' (400)",
+                "lower `context.tokens` in .codebot.yml or use a model with a longer context",
+            )
+        if status >= 500:
+            return ModelError(
+                f"the LLM endpoint at {url} failed with HTTP {status} after "
+                f"{_plural(attempts, 'attempt')}: {detail}",
+                "the server is failing; check its logs or try again later",
+            )
+        return ModelError(
+            f"the LLM endpoint at {url} refused the request (HTTP {status}): {detail}",
+            f"check that model '{self.name}' accepts temperature, max_tokens and seed",
+        )
+
+    def _detail(self, exc: openai.OpenAIError) -> str:
+        """The server's own message on one short line, with the API key masked."""
+        body = getattr(exc, "body", None)
+        message = body.get("message") if isinstance(body, dict) else body
+        text = message if isinstance(message, str) and message else str(exc)
+        text = self._redact(" ".join(text.split()))
+        return text if len(text) <= 200 else text[:199] + "…"
+
+    def _url(self) -> str:
+        """The base URL without any user:password part."""
+        parts = urlsplit(self._base_url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=host)).rstrip("/")
+
+
+class _MalformedReply(Exception):
+    """A reply that arrived but cannot be used; tokens it reports were still spent."""
+
+    def __init__(self, reason: str, usage: Usage | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.usage = usage or Usage()
+
+
+def _parse_reply(body: bytes) -> tuple[str, Usage | None]:
+    """The first choice's text and the reported usage, read defensively: compatible servers
+    differ, and a proxy may answer with HTML."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        raise _MalformedReply("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _MalformedReply("the body is not a JSON object")
+    usage = _usage(data.get("usage"))
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _MalformedReply("no choices", usage)
+    first = choices[0] if isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        finish = first.get("finish_reason")
+        raise _MalformedReply(f"empty message content, finish_reason={finish}", usage)
+    return content, usage
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(prompt, completion)
+
+
+def _requests_made(exc: openai.OpenAIError, config: ModelConfig) -> int:
+    """How many requests the SDK sent before giving up: it numbers its retries in a header."""
+    request = getattr(exc, "request", None)
+    count = request.headers.get("x-stainless-retry-count") if request is not None else None
+    return int(count) + 1 if count is not None and count.isdigit() else config.max_retries + 1
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _param(message: Message) -> ChatCompletionMessageParam:
+    if message.role == "system":
+        return {"role": "system", "content": message.content}
+    if message.role == "user":
+        return {"role": "user", "content": message.content}
+    return {"role": "assistant", "content": message.content}
