@@ -1,0 +1,463 @@
+"""Specification of edit parsing and applying: what the model may send and what it is told back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from codebot.config import DEFAULT_PROTECTED
+from codebot.edits import FUZZY_MIN_RATIO, ParsedReply, apply_edits, parse_edits, refuse_path
+from codebot.records import Edit, EditOutcome
+
+CALC = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
+
+
+def block(path: str, search: str, replace: str) -> str:
+    return f"{path}\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n"
+
+
+def sr(path: str, search: str, replace: str, number: int = 1, hint: int | None = None) -> Edit:
+    return Edit(path, search, replace, "search_replace", number, hint)
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    target = root / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(text.encode())
+    return target
+
+
+def apply_one(root: Path, edit: Edit) -> EditOutcome:
+    (outcome,) = apply_edits(root, [edit], DEFAULT_PROTECTED)
+    return outcome
+
+
+def apply_reply(root: Path, reply: str) -> tuple[ParsedReply, tuple[EditOutcome, ...]]:
+    parsed = parse_edits(reply)
+    return parsed, apply_edits(root, parsed.edits, DEFAULT_PROTECTED)
+
+
+# ---------------------------------------------------------------- parsing search/replace
+
+
+def test_bare_search_replace_block_is_parsed() -> None:
+    parsed = parse_edits("Fix it.\n\n" + block("src/calc.py", "a - b\n", "a + b\n"))
+    assert parsed == ParsedReply((sr("src/calc.py", "a - b\n", "a + b\n"),), ())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "`src/calc.py`\n```python\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n```",
+        "**src/calc.py**\n```\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n```",
+        "```python\nsrc/calc.py\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n```",
+        "### File: `src/calc.py`:\n\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE",
+        "Update `src/calc.py`:\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE",
+    ],
+    ids=["backticks-before-fence", "bold-before-fence", "inside-fence", "heading-label", "prose"],
+)
+def test_path_line_is_found_however_it_is_decorated(reply: str) -> None:
+    assert parse_edits(reply).edits == (sr("src/calc.py", "old\n", "new\n"),)
+
+
+def test_following_blocks_reuse_the_last_named_path() -> None:
+    reply = block("a.py", "1\n", "2\n") + "\nAnd then:\n\n" + block("", "3\n", "4\n")
+    assert [(e.path, e.block) for e in parse_edits(reply).edits] == [("a.py", 1), ("a.py", 2)]
+
+
+def test_search_without_any_path_is_a_problem() -> None:
+    parsed = parse_edits("Here is the fix:\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n")
+    assert parsed.edits == ()
+    assert parsed.problems[0].startswith("block 1: SEARCH without a file path")
+
+
+def test_unterminated_block_is_a_problem_and_does_not_swallow_the_next() -> None:
+    reply = "a.py\n<<<<<<< SEARCH\nx\n=======\ny\n\n" + block("b.py", "p\n", "q\n")
+    parsed = parse_edits(reply)
+    assert parsed.edits == (sr("b.py", "p\n", "q\n", 2),)
+    assert parsed.problems == ("block 1: SEARCH section has no closing `>>>>>>> REPLACE` line",)
+
+
+def test_empty_search_section_means_create() -> None:
+    (edit,) = parse_edits("new.py\n<<<<<<< SEARCH\n=======\nprint(1)\n>>>>>>> REPLACE").edits
+    assert (edit.search, edit.replace) == ("", "print(1)\n")
+
+
+def test_fence_tagged_diff_holding_search_blocks_is_read_as_search_replace() -> None:
+    reply = "```diff\n" + block("a.py", "x\n", "y\n") + "```\n"
+    assert parse_edits(reply) == ParsedReply((sr("a.py", "x\n", "y\n"),), ())
+
+
+def test_fence_lines_inside_replace_are_content() -> None:
+    reply = block("README.md", "old\n", "```sh\nmake\n```\n")
+    assert parse_edits(reply).edits[0].replace == "```sh\nmake\n```\n"
+
+
+# ---------------------------------------------------------------- parsing diffs
+
+DIFF = """```diff
+--- a/src/calc.py
++++ b/src/calc.py
+@@ -1,2 +1,2 @@
+ def add(a, b):
+-    return a - b
++    return a + b
+@@ -5,2 +5,2 @@
+ def sub(a, b):
+-    return a - b
++    return a + b
+```
+"""
+
+
+def test_each_diff_hunk_becomes_one_edit_with_its_line_hint() -> None:
+    edits = parse_edits(DIFF).edits
+    assert [(e.path, e.format, e.block, e.hint_line) for e in edits] == [
+        ("src/calc.py", "diff", 1, 1),
+        ("src/calc.py", "diff", 2, 5),
+    ]
+    assert edits[0].search == "def add(a, b):\n    return a - b\n"
+    assert edits[0].replace == "def add(a, b):\n    return a + b\n"
+
+
+def test_mixed_formats_in_one_reply_are_both_parsed() -> None:
+    reply = block("a.py", "x\n", "y\n") + "\n" + DIFF + "\n" + block("b.py", "p\n", "q\n")
+    edits = parse_edits(reply).edits
+    assert [(e.path, e.format, e.block) for e in edits] == [
+        ("a.py", "search_replace", 1),
+        ("src/calc.py", "diff", 2),
+        ("src/calc.py", "diff", 3),
+        ("b.py", "search_replace", 4),
+    ]
+
+
+def test_diff_after_an_unclosed_fence_is_still_parsed() -> None:
+    reply = "```python\nprint('example')\n\n" + DIFF
+    assert len(parse_edits(reply).edits) == 2
+
+
+def test_diff_with_bad_hunk_counts_is_repaired() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,9 @@\n a\n-b\n+B\n c\n```"
+    (edit,) = parse_edits(reply).edits
+    assert (edit.search, edit.replace) == ("a\nb\nc\n", "a\nB\nc\n")
+
+
+def test_hunk_counts_too_small_do_not_drop_lines() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1,1 +1,1 @@\n a\n-b\n+B\n c\n```"
+    assert parse_edits(reply).edits[0].search == "a\nb\nc\n"
+
+
+def test_hunk_header_without_numbers_is_tolerated() -> None:
+    reply = "```diff\n--- x.py\n+++ x.py\n@@ ... @@\n a\n-b\n+B\n```"
+    (edit,) = parse_edits(reply).edits
+    assert (edit.path, edit.search, edit.replace, edit.hint_line) == (
+        "x.py",
+        "a\nb\n",
+        "a\nB\n",
+        None,
+    )
+
+
+def test_blank_context_line_without_its_space_is_kept() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1,3 +1,3 @@\n a\n\n-b\n+B\n```"
+    assert parse_edits(reply).edits[0].search == "a\n\nb\n"
+
+
+def test_blank_lines_between_files_of_a_diff_are_not_context() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n\n\n--- a/y.py\n+++ b/y.py\n"
+    reply += "@@ -1 +1 @@\n-c\n+d\n```"
+    assert [(e.path, e.search) for e in parse_edits(reply).edits] == [
+        ("x.py", "a\n"),
+        ("y.py", "c\n"),
+    ]
+
+
+def test_untagged_diff_fence_after_an_unclosed_fence_is_parsed() -> None:
+    reply = "```python\nx = 1\n\n```python\ny = 2\n```\n\n```\n--- a/x.py\n+++ b/x.py\n"
+    reply += "@@ -1 +1 @@\n-a\n+b\n```"
+    assert [e.path for e in parse_edits(reply).edits] == ["x.py"]
+
+
+def test_new_file_via_dev_null_diff(tmp_path: Path) -> None:
+    reply = "```diff\n--- /dev/null\n+++ b/pkg/new.py\n@@ -0,0 +1,2 @@\n+x = 1\n+y = 2\n```"
+    parsed, outcomes = apply_reply(tmp_path, reply)
+    assert parsed.edits[0].path == "pkg/new.py"
+    assert outcomes[0].status == "applied"
+    assert (tmp_path / "pkg/new.py").read_text() == "x = 1\ny = 2\n"
+
+
+def test_deleted_file_via_dev_null_diff(tmp_path: Path) -> None:
+    write(tmp_path, "old.py", "x = 1\n")
+    reply = "```diff\n--- a/old.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x = 1\n```"
+    parsed, outcomes = apply_reply(tmp_path, reply)
+    assert parsed.edits[0].delete
+    assert outcomes[0].status == "applied"
+    assert not (tmp_path / "old.py").exists()
+
+
+def test_no_newline_marker_keeps_the_last_line_unterminated() -> None:
+    reply = (
+        "```diff\n--- /dev/null\n+++ b/n.txt\n@@ -0,0 +1 @@\n+x\n\\ No newline at end of file\n```"
+    )
+    assert parse_edits(reply).edits[0].replace == "x"
+
+
+def test_unparseable_diff_is_a_problem_not_an_exception() -> None:
+    parsed = parse_edits("```diff\n@@ -1 +1 @@\n-a\n+b\n```")
+    assert parsed.edits == ()
+    assert parsed.problems[0].startswith("diff block 1: cannot parse")
+
+
+# ---------------------------------------------------------------- applying: matching
+
+
+def test_exact_edit_applies_and_says_how(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    outcome = apply_one(
+        tmp_path,
+        sr("calc.py", "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return a + b\n"),
+    )
+    assert (outcome.status, outcome.detail) == ("applied", "exact")
+    assert (tmp_path / "calc.py").read_text() == CALC.replace("a - b", "a + b", 1)
+
+
+def test_trailing_whitespace_differences_still_match(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "x = 1   \ny = 2\n")
+    outcome = apply_one(tmp_path, sr("a.py", "x = 1\ny = 2\n", "x = 1\ny = 3\n"))
+    assert (outcome.status, outcome.detail) == ("applied", "whitespace-insensitive")
+    assert (tmp_path / "a.py").read_text() == "x = 1\ny = 3\n"
+
+
+def test_reindents_replace_when_search_indentation_differs(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "class A:\n    def f(self):\n        return 1\n")
+    edit = sr("a.py", "def f(self):\n    return 1\n", "def f(self):\n    x = 2\n    return x\n")
+    assert apply_one(tmp_path, edit).detail == "whitespace-insensitive"
+    assert (tmp_path / "a.py").read_text() == (
+        "class A:\n    def f(self):\n        x = 2\n        return x\n"
+    )
+
+
+def test_small_drift_is_applied_by_fuzzy_match(tmp_path: Path) -> None:
+    current = (
+        "def total(items):\n"
+        "    result = 0\n"
+        "    for item in items:\n"
+        "        result += item.price\n"
+        "    return result\n"
+    )
+    write(tmp_path, "a.py", current)
+    stale = current.replace("item.price", "item.cost")
+    new = "def total(items):\n    return sum(i.price for i in items)\n"
+    outcome = apply_one(tmp_path, sr("a.py", stale, new))
+    assert (outcome.status, outcome.detail) == ("applied", "fuzzy (ratio 0.96)")
+    assert (tmp_path / "a.py").read_text() == new
+
+
+def test_edit_with_stale_context_reports_closest_match(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    outcome = apply_one(tmp_path, sr("calc.py", "def add(x, y):\n    return x * y\n", "pass\n", 3))
+    assert outcome.status == "refused"
+    assert "block 3" in outcome.detail and "calc.py" in outcome.detail
+    assert "    1 | def add(a, b):" in outcome.detail
+    assert "similarity 0." in outcome.detail
+    assert (tmp_path / "calc.py").read_text() == CALC
+
+
+def test_fuzzy_threshold_is_high_enough_to_refuse_a_different_function(tmp_path: Path) -> None:
+    assert FUZZY_MIN_RATIO >= 0.9
+    write(tmp_path, "a.py", "def alpha():\n    return 1\n")
+    assert apply_one(tmp_path, sr("a.py", "def beta():\n    return 2\n", "x\n")).status == "refused"
+
+
+def test_ambiguous_match_without_hint_asks_for_more_context(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    outcome = apply_one(tmp_path, sr("calc.py", "    return a - b\n", "    return a + b\n"))
+    assert outcome.status == "refused"
+    assert "matches 2 places (lines 2, 6)" in outcome.detail
+    assert "more context" in outcome.detail
+
+
+def test_ambiguous_search_is_refused_even_if_the_replace_text_is_elsewhere(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC + "\n\ndef plus(a, b):\n    return a + b\n")
+    outcome = apply_one(tmp_path, sr("calc.py", "    return a - b\n", "    return a + b\n"))
+    assert outcome.status == "refused"
+
+
+def test_hint_line_picks_the_nearest_of_equal_matches(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    outcome = apply_one(tmp_path, sr("calc.py", "    return a - b\n", "    return a + b\n", hint=5))
+    assert outcome.status == "applied"
+    assert (tmp_path / "calc.py").read_text().splitlines()[1::4] == [
+        "    return a - b",
+        "    return a + b",
+    ]
+
+
+def test_all_hunks_of_a_diff_apply_in_order(tmp_path: Path) -> None:
+    write(tmp_path, "src/calc.py", CALC)
+    _, outcomes = apply_reply(tmp_path, DIFF)
+    assert [o.status for o in outcomes] == ["applied", "applied"]
+    assert (tmp_path / "src/calc.py").read_text() == CALC.replace("a - b", "a + b")
+
+
+def test_diff_with_wrong_line_numbers_applies(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", "# header\n\n" + CALC)
+    reply = """```diff
+--- a/calc.py
++++ b/calc.py
+@@ -40,2 +40,2 @@
+ def sub(a, b):
+-    return a - b
++    return a + b
+```"""
+    _, outcomes = apply_reply(tmp_path, reply)
+    assert outcomes[0].status == "applied"
+    assert (tmp_path / "calc.py").read_text().endswith("def sub(a, b):\n    return a + b\n")
+
+
+def test_already_applied_edit_is_not_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC.replace("a - b", "a + b", 1))
+    edit = sr("calc.py", "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return a + b\n")
+    assert apply_one(tmp_path, edit).status == "already_applied"
+
+
+def test_resent_insertion_is_not_applied_twice(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "import os\n")
+    edit = sr("a.py", "import os\n", "import os\nimport sys\n")
+    assert [apply_one(tmp_path, edit).status for _ in range(2)] == ["applied", "already_applied"]
+    assert (tmp_path / "a.py").read_text() == "import os\nimport sys\n"
+
+
+def test_later_edits_apply_after_an_earlier_refusal(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "x = 1\n")
+    outcomes = apply_edits(
+        tmp_path, [sr("a.py", "nope\n", "z\n", 1), sr("a.py", "x = 1\n", "x = 2\n", 2)], ()
+    )
+    assert [o.status for o in outcomes] == ["refused", "applied"]
+    assert (tmp_path / "a.py").read_text() == "x = 2\n"
+
+
+# ---------------------------------------------------------------- applying: files
+
+
+def test_crlf_file_keeps_crlf(tmp_path: Path) -> None:
+    target = write(tmp_path, "w.txt", "one\r\ntwo\r\n")
+    apply_one(tmp_path, sr("w.txt", "two\n", "2\n"))
+    assert target.read_bytes() == b"one\r\n2\r\n"
+
+
+def test_missing_final_newline_stays_missing(tmp_path: Path) -> None:
+    target = write(tmp_path, "a.txt", "one\ntwo")
+    apply_one(tmp_path, sr("a.txt", "one\n", "1\n"))
+    assert target.read_bytes() == b"1\ntwo"
+
+
+def test_empty_search_creates_file_with_parents(tmp_path: Path) -> None:
+    outcome = apply_one(tmp_path, sr("pkg/sub/new.py", "", "x = 1\n"))
+    assert (outcome.status, outcome.detail) == ("applied", "created new file")
+    assert (tmp_path / "pkg/sub/new.py").read_text() == "x = 1\n"
+
+
+def test_empty_search_fills_an_existing_empty_file(tmp_path: Path) -> None:
+    write(tmp_path, "empty.py", "")
+    assert apply_one(tmp_path, sr("empty.py", "", "x = 1\n")).status == "applied"
+    assert (tmp_path / "empty.py").read_text() == "x = 1\n"
+
+
+def test_empty_search_on_a_file_with_content_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "x = 1\n")
+    outcome = apply_one(tmp_path, sr("a.py", "", "y = 2\n"))
+    assert outcome.status == "refused"
+    assert "file exists; give SEARCH lines to change it" in outcome.detail
+
+
+def test_recreating_a_file_with_the_same_content_is_already_applied(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "x = 1\n")
+    assert apply_one(tmp_path, sr("a.py", "", "x = 1\n")).status == "already_applied"
+
+
+def test_missing_file_refusal_suggests_similar_names(tmp_path: Path) -> None:
+    write(tmp_path, "src/codebot/utils/calc.py", CALC)
+    outcome = apply_one(tmp_path, sr("calc.py", "def add(a, b):\n", "def add(x, y):\n", 2))
+    assert outcome.status == "refused"
+    assert "block 2: calc.py does not exist" in outcome.detail
+    assert "Similar files: src/codebot/utils/calc.py" in outcome.detail
+
+
+def test_creating_under_a_path_that_is_a_file_is_refused_not_raised(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    outcome = apply_one(tmp_path, sr("calc.py/extra.py", "", "x = 1\n"))
+    assert outcome.status == "refused"
+    assert "cannot write calc.py/extra.py" in outcome.detail
+
+
+def test_deleting_a_missing_file_is_refused(tmp_path: Path) -> None:
+    edit = Edit("gone.py", "", "", "diff", 1, delete=True)
+    assert apply_one(tmp_path, edit).status == "refused"
+
+
+# ---------------------------------------------------------------- path safety
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("/etc/passwd", "not a relative path"),
+        ("../outside.py", "escapes the repository"),
+        ("src/../../outside.py", "escapes the repository"),
+        ("a\x00b", "NUL byte"),
+        (".git/hooks/pre-commit", "(.git)"),
+        ("sub/.git/config", "(.git)"),
+        (".github/workflows/ci.yml", "protected by the bot's configuration (.github/workflows/**)"),
+        ("./.codebot.yml", "protected by the bot's configuration (.codebot.yml)"),
+    ],
+)
+def test_unsafe_paths_are_refused_with_the_rule(tmp_path: Path, path: str, rule: str) -> None:
+    reason = refuse_path(tmp_path, path, DEFAULT_PROTECTED)
+    assert reason is not None and rule in reason
+
+
+def test_refused_absolute_path_is_reported_as_given(tmp_path: Path) -> None:
+    outcome = apply_one(tmp_path, sr("/etc/passwd", "", "x\n"))
+    assert (outcome.path, outcome.status) == ("/etc/passwd", "refused")
+
+
+def test_edit_into_git_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    outcome = apply_one(tmp_path, sr(".git/hooks/pre-commit", "", "#!/bin/sh\nrm -rf /\n"))
+    assert outcome.status == "refused"
+    assert not (tmp_path / ".git/hooks").exists()
+
+
+def test_protected_refusal_names_path_and_glob(tmp_path: Path) -> None:
+    outcome = apply_one(tmp_path, sr(".github/workflows/ci.yml", "", "on: push\n"))
+    assert outcome.detail.endswith(
+        "refused: .github/workflows/ci.yml is protected by the bot's configuration "
+        "(.github/workflows/**)"
+    )
+
+
+def test_symlink_escaping_root_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "link")
+    outcome = apply_one(root, sr("link/evil.py", "", "x\n"))
+    assert outcome.status == "refused" and "outside the repository" in outcome.detail
+    assert not (outside / "evil.py").exists()
+
+
+def test_symlink_into_a_protected_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".github/workflows").mkdir(parents=True)
+    os.symlink(tmp_path / ".github/workflows", tmp_path / "docs")
+    outcome = apply_one(tmp_path, sr("docs/ci.yml", "", "on: push\n"))
+    assert "(.github/workflows/**)" in outcome.detail
+    assert not (tmp_path / ".github/workflows/ci.yml").exists()
+
+
+def test_dot_and_double_slash_are_normalised(tmp_path: Path) -> None:
+    outcome = apply_one(tmp_path, sr("./src//new.py", "", "x\n"))
+    assert (outcome.path, outcome.status) == ("src/new.py", "applied")
+    assert refuse_path(tmp_path, "./src//new.py", DEFAULT_PROTECTED) is None
