@@ -1,0 +1,520 @@
+"""DockerSandbox: one locked-down container per run; every check is an exec inside it.
+
+The only module that imports the docker SDK; its exceptions become SandboxError here.
+Both writable places (the workspace and /tmp) are tmpfs-backed *volumes*, not container
+tmpfs mounts: the daemon mounts volumes itself, so put_archive/get_archive see their files
+(they do not see a container `tmpfs=` mount), and the tmpfs size is a disk quota.
+
+Longer than the ~400-line guide because it is the whole Docker boundary: lifecycle, exec with
+its kill machinery, and the tar building for sync. The tar helpers at the bottom are pure and
+are what to move out first if this grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import posixpath
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import Mount
+
+from codebot.config import SandboxConfig
+from codebot.errors import SandboxError
+from codebot.records import ExecResult
+
+LABEL = "codebot.run"
+SANDBOX_UID = 65534
+BASE_ENV: Mapping[str, str] = {
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+ENGINE_FIX = "start it (e.g. `sudo dockerd &` or `bash sandbox/setup-host.sh`) or set DOCKER_HOST"
+IMAGE_FIX = "build it with `bash sandbox/setup-host.sh`"
+WATCHDOG_GRACE_S = 5.0
+
+# PID 1 must reap: killed leftovers are reparented to it and would otherwise stay zombies
+# that count against pids_limit. `kill -9 -1` never reaches PID 1, so the keeper survives.
+_KEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+_KILL_ALL = ["kill", "-9", "-1"]
+# Kill what a command left running, then read the cgroup's OOM-kill counter (v2, then v1).
+_AFTER_RUN = (
+    "kill -9 -1 2>/dev/null; cat /sys/fs/cgroup/memory.events "
+    "/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; true"
+)
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+
+
+class DockerSandbox:
+    """The `Sandbox` protocol on one container. Not thread-safe: one command at a time."""
+
+    def __init__(self, client: Any, config: SandboxConfig, run_id: str) -> None:
+        self._client = client
+        self._config = config
+        self.run_id = run_id
+        self.workdir = config.workdir
+        self.name = f"codebot-{run_id}"
+        self.volumes = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
+        self._oom_kills = 0
+        self._closed = False
+
+    @classmethod
+    def start(cls, config: SandboxConfig, run_id: str) -> DockerSandbox:
+        """Create and start the run's container; on any failure (even Ctrl-C) remove it all."""
+        if not _RUN_ID.fullmatch(run_id):
+            raise SandboxError(
+                f"invalid run id {run_id!r} for a sandbox name", "use letters, digits, `_.-`"
+            )
+        sandbox = cls(_connect(), config, run_id)
+        created = False
+        try:
+            with _translated(config.image):
+                sandbox._preflight()
+                created = True
+                sandbox._create()
+        except BaseException:
+            if created:
+                sandbox._remove_all()
+            sandbox._client.close()
+            raise
+        return sandbox
+
+    def __enter__(self) -> DockerSandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def sync(self, root: Path, paths: Sequence[str] | None = None) -> None:
+        """Copy files under `root` into the workspace (never `.git`); delete missing `paths`."""
+        root = root.resolve()
+        wanted = None if paths is None else [_safe_relpath(p) for p in paths]
+        members, missing = _collect(root, wanted)
+        with self._live():
+            if missing:
+                targets = [posixpath.join(self.workdir, p) for p in missing]
+                self._exec(["rm", "-rf", "--", *targets])
+            if members and not self._client.api.put_archive(
+                self.name, self.workdir, _tar(root, members)
+            ):
+                raise SandboxError(f"copying files into {self.name} failed", "see the daemon log")
+
+    def run(
+        self, command: str, timeout_s: float, env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
+        limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
+        argv = ["timeout", "--kill-after=2", limit, "sh", "-c", command]
+        api = self._client.api
+        started = time.monotonic()
+        with self._live():
+            exec_id = api.exec_create(
+                self.name,
+                argv,
+                user=self._config.user,
+                workdir=self.workdir,
+                environment={**BASE_ENV, **(env or {})},
+            )["Id"]
+            output = _CappedOutput(self._config.max_output_bytes)
+            stream = api.exec_start(exec_id, stream=True)
+            kill_all = functools.partial(self._exec, _KILL_ALL)
+            with _Watchdog(timeout_s + WATCHDOG_GRACE_S, kill_all, stream) as dog:
+                try:
+                    for chunk in stream:
+                        output.add(chunk)
+                except Exception:
+                    if not dog.fired.is_set():
+                        raise
+            exit_code = self._exit_code(exec_id)
+            duration = time.monotonic() - started
+            oom_kills = self._after_run()
+        timed_out = dog.fired.is_set() or (exit_code in (124, 137) and duration >= timeout_s)
+        if exit_code is None:
+            exit_code = 124 if timed_out else -1
+        text, truncated = output.text()
+        return ExecResult(
+            command=command,
+            exit_code=exit_code,
+            output=text,
+            duration_s=round(duration, 3),
+            timed_out=timed_out,
+            truncated=truncated,
+            oom_killed=self._oom_seen(oom_kills, exit_code, timed_out),
+        )
+
+    def read_file(self, path: str) -> bytes | None:
+        """A regular file's bytes (relative paths are under the workspace), None if absent."""
+        full = path if path.startswith("/") else posixpath.join(self.workdir, path)
+        with self._live():
+            try:
+                chunks, _stat = self._client.api.get_archive(self.name, full)
+            except docker.errors.NotFound as exc:
+                if "No such container" in str(exc.explanation):
+                    raise
+                return None
+            data = b"".join(chunks)
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            first = archive.next()
+            if first is None or not first.isfile():
+                return None
+            member = archive.extractfile(first)
+            return member.read() if member else None
+
+    def close(self) -> None:
+        """Remove the container and its volumes. Idempotent; gone things are not an error."""
+        if self._closed:
+            return
+        self._closed = True
+        failures = self._remove_all()
+        self._client.close()
+        if failures:
+            raise SandboxError(
+                f"could not remove sandbox resources: {'; '.join(failures)}",
+                f"remove them with `docker rm -f {self.name}` and `docker volume rm`",
+            )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _preflight(self) -> None:
+        """Fail before creating anything: a missing image, or a run id already in use
+        (whose resources `_remove_all` must then not touch)."""
+        self._client.images.get(self._config.image)
+        label = {"label": f"{LABEL}={self.run_id}"}
+        api = self._client.api
+        if api.containers(all=True, filters=label) or (api.volumes(filters=label) or {}).get(
+            "Volumes"
+        ):
+            raise SandboxError(
+                f"a sandbox for run {self.run_id} already exists",
+                f"run ids must be unique; remove it with `docker rm -f {self.name}`",
+            )
+
+    def _create(self) -> None:
+        cfg = self._config
+        labels = {LABEL: self.run_id}
+        options = (
+            f"size={cfg.disk},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,nosuid,nodev",
+            f"size={cfg.tmp_size},mode=1777,nosuid,nodev",
+        )
+        for name, option in zip(self.volumes, options, strict=True):
+            self._client.volumes.create(
+                name=name,
+                driver="local",
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": option},
+                labels=labels,
+            )
+        container = self._client.containers.create(
+            cfg.image,
+            _KEEPER,
+            name=self.name,
+            labels=labels,
+            user=cfg.user,
+            working_dir=cfg.workdir,
+            environment=dict(BASE_ENV),
+            network_mode=None if cfg.network else "none",
+            mem_limit=cgroup_memory(cfg),
+            memswap_limit=cgroup_memory(cfg),
+            nano_cpus=int(cfg.cpus * 1e9),
+            pids_limit=cfg.pids,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            mounts=[
+                Mount(cfg.workdir, self.volumes[0], type="volume"),
+                Mount("/tmp", self.volumes[1], type="volume"),
+            ],
+        )
+        container.start()
+
+    def _remove_all(self) -> list[str]:
+        """Remove by name, so a Ctrl-C in the middle of a create call leaks nothing."""
+        api = self._client.api
+        failures = []
+        for kind, remove, name in (
+            ("container", api.remove_container, self.name),
+            *(("volume", api.remove_volume, v) for v in self.volumes),
+        ):
+            try:
+                remove(name, force=True)
+            except docker.errors.NotFound:
+                pass
+            except (docker.errors.DockerException, OSError) as exc:
+                failures.append(f"{kind} {name}: {_short(exc)}")
+        return failures
+
+    def _exec(self, argv: list[str]) -> bytes:
+        exec_id = self._client.api.exec_create(self.name, argv, user=self._config.user)["Id"]
+        output: bytes = self._client.api.exec_start(exec_id)
+        return output
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The exec's exit code; polled briefly, as the daemon records it just after EOF."""
+        for _ in range(20):
+            code = self._client.api.exec_inspect(exec_id)["ExitCode"]
+            if code is not None:
+                return int(code)
+            time.sleep(0.05)
+        return None
+
+    def _after_run(self) -> int | None:
+        output = self._exec(["sh", "-c", _AFTER_RUN])
+        match = re.search(rb"^oom_kill (\d+)$", output, re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def _oom_seen(self, oom_kills: int | None, exit_code: int, timed_out: bool) -> bool:
+        """The cgroup's OOM-kill counter went up; without a counter, 137 that was no timeout."""
+        if oom_kills is None:
+            return exit_code == 137 and not timed_out
+        seen = oom_kills > self._oom_kills
+        self._oom_kills = oom_kills
+        return seen
+
+    def _live(self) -> contextlib.AbstractContextManager[None]:
+        if self._closed:
+            raise SandboxError(f"sandbox {self.name} is closed", "start a new sandbox")
+        return _translated(self._config.image, self.name)
+
+
+class _CappedOutput:
+    """Keeps the first and the last half of `limit` bytes of a stream."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_max = max(limit, 2) // 2
+        self._tail_max = max(limit, 2) - self._head_max
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._total += len(chunk)
+        room = self._head_max - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        self._tail += chunk
+        if len(self._tail) > 2 * self._tail_max:
+            del self._tail[: len(self._tail) - self._tail_max]
+
+    def text(self) -> tuple[str, bool]:
+        tail = self._tail[max(0, len(self._tail) - self._tail_max) :]
+        cut = self._total - len(self._head) - len(tail)
+        marker = f"\n[... {cut} bytes cut ...]\n".encode() if cut > 0 else b""
+        return (self._head + marker + tail).decode("utf-8", "replace"), cut > 0
+
+
+class _Watchdog:
+    """Last resort if `timeout` itself cannot end the command: kill every sandbox process,
+    and if the stream still does not end, drop the connection so `run` returns."""
+
+    def __init__(self, after_s: float, kill: Any, stream: Any) -> None:
+        self.fired = threading.Event()
+        self._done = threading.Event()
+        self._after_s = after_s
+        self._kill = kill
+        self._stream = stream
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="codebot-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._stream.close()
+
+    def _watch(self) -> None:
+        if self._done.wait(self._after_s):
+            return
+        self.fired.set()
+        with contextlib.suppress(Exception):  # the stream close below still ends the run
+            self._kill()
+        if not self._done.wait(WATCHDOG_GRACE_S):
+            self._stream.close()
+
+
+def ping(image: str | None = None) -> None:
+    """Raise SandboxError unless a Docker engine answers (and holds `image`, if given)."""
+    client = _connect()
+    try:
+        with _translated(image or ""):
+            if image:
+                client.images.get(image)
+    finally:
+        client.close()
+
+
+def cleanup_orphans(run_id: str | None = None) -> int:
+    """Remove codebot containers and volumes (of one run, or all); return how many."""
+    client = _connect()
+    label = {"label": LABEL if run_id is None else f"{LABEL}={run_id}"}
+    removed = 0
+    with _translated(""):
+        try:
+            for container in client.api.containers(all=True, filters=label):
+                removed += _remove_quietly(client.api.remove_container, container["Id"])
+            for volume in client.api.volumes(filters=label).get("Volumes") or []:
+                removed += _remove_quietly(client.api.remove_volume, volume["Name"])
+        finally:
+            client.close()
+    return removed
+
+
+def _remove_quietly(remove: Any, name: str) -> int:
+    try:
+        remove(name, force=True)
+    except docker.errors.NotFound:
+        return 0
+    return 1
+
+
+def _connect() -> Any:
+    try:
+        # version=None makes the SDK ask the engine for its API version: a cheap ping.
+        return docker.from_env()
+    except (docker.errors.DockerException, OSError) as exc:
+        raise SandboxError(f"cannot reach the Docker engine ({_short(exc)})", ENGINE_FIX) from None
+
+
+@contextlib.contextmanager
+def _translated(image: str, container: str = "") -> Iterator[None]:
+    """The one place docker SDK exceptions become SandboxErrors."""
+    try:
+        yield
+    except docker.errors.ImageNotFound:
+        raise SandboxError(f"sandbox image {image} not found", IMAGE_FIX) from None
+    except docker.errors.NotFound as exc:
+        if not container:
+            raise SandboxError(f"docker: {_short(exc)}", "") from None
+        raise SandboxError(
+            f"the sandbox container {container} is gone ({_short(exc)})",
+            "something removed it during the run; start the run again",
+        ) from None
+    except docker.errors.APIError as exc:
+        raise SandboxError(
+            f"the Docker engine refused: {_short(exc)}",
+            "check the sandbox settings and `docker info`",
+        ) from None
+    except OSError as exc:
+        raise SandboxError(f"cannot reach the Docker engine ({_short(exc)})", ENGINE_FIX) from None
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"docker: {_short(exc)}", "check the sandbox settings") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _safe_relpath(path: str) -> str:
+    norm = posixpath.normpath(path.replace(os.sep, "/"))
+    if norm.startswith("/") or norm in (".", "..") or norm.startswith("../"):
+        raise SandboxError(f"refusing to sync {path!r}: not inside the workspace", "")
+    return norm
+
+
+def _collect(root: Path, paths: Sequence[str] | None) -> tuple[dict[str, str], list[str]]:
+    """Tar member kinds (file/dir/link) by relative path, and paths to delete."""
+    members: dict[str, str] = {}
+    missing: list[str] = []
+    if paths is None:
+        _walk(root, root, members)
+    for rel in paths or ():
+        full = root / rel
+        if ".git" in rel.split("/") or not _inside(root, full.parent):
+            continue
+        if not os.path.lexists(full):
+            missing.append(rel)
+            continue
+        if full.is_dir() and not full.is_symlink():
+            _walk(root, full, members)
+        else:
+            _add(root, full, members)
+        _add_parents(rel, members)
+    members.pop(".", None)
+    return members, missing
+
+
+def _walk(root: Path, top: Path, members: dict[str, str]) -> None:
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        members[here.relative_to(root).as_posix()] = "dir"
+        links = [d for d in dirnames if (here / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if d != ".git" and d not in links)
+        for name in [*links, *filenames]:
+            if name != ".git":
+                _add(root, here / name, members)
+
+
+def _add(root: Path, full: Path, members: dict[str, str]) -> None:
+    rel = full.relative_to(root).as_posix()
+    if full.is_symlink():
+        target = os.readlink(full)
+        if not os.path.isabs(target) and _inside(root, Path(os.path.realpath(full))):
+            members[rel] = "link"
+    elif full.is_file():
+        members[rel] = "file"
+
+
+def _add_parents(rel: str, members: dict[str, str]) -> None:
+    parent = posixpath.dirname(rel)
+    while parent:
+        members.setdefault(parent, "dir")
+        parent = posixpath.dirname(parent)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _tar(root: Path, members: dict[str, str]) -> bytes:
+    """An archive owned by the sandbox user, so it can write its own workspace."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for rel in sorted(members):
+            full = root / rel
+            info = tarfile.TarInfo(rel)
+            info.uid = info.gid = SANDBOX_UID
+            info.mtime = int(full.lstat().st_mtime)
+            kind = members[rel]
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            elif kind == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+                archive.addfile(info)
+            else:
+                data = full.read_bytes()
+                info.size = len(data)
+                info.mode = 0o755 if full.stat().st_mode & 0o100 else 0o644
+                archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def cgroup_memory(cfg: SandboxConfig) -> int:
+    """The container's memory limit in bytes: processes plus both tmpfs volumes.
+
+    tmpfs pages are charged to the memory cgroup of whoever writes them, so without the sum
+    a suite that writes files would be OOM-killed under a limit meant for its processes.
+    """
+    return sum(_bytes(s) for s in (cfg.memory, cfg.disk, cfg.tmp_size))
+
+
+def _bytes(size: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*", size.lower())
+    if not match:
+        raise SandboxError(f"sandbox size {size!r} is not a size", "use e.g. 512m or 2g")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2)]
+    return int(float(match.group(1)) * scale)

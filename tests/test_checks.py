@@ -1,0 +1,358 @@
+"""Checks: JUnit and summary parsing, feedback for the model, and run_checks in a real sandbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from codebot.checks import (
+    feedback_for_model,
+    parse_junit,
+    parse_pytest_summary,
+    run_checks,
+    share_budget,
+    tail,
+)
+from codebot.config import SandboxConfig
+from codebot.records import CheckResult, FailedTest
+from codebot.sandbox import DockerSandbox
+from codebot.spec import TaskSpec
+from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
+
+JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="1" failures="1" skipped="2" tests="5">
+<testcase classname="tests.test_math" name="test_add" time="0.001"/>
+<testcase classname="tests.test_math" name="test_sub" time="0.001">
+<failure message="assert -1 == 1">def test_sub():
+&gt;       assert sub(1, 2) == 1
+E       assert -1 == 1
+
+tests/test_math.py:7: AssertionError</failure></testcase>
+<testcase classname="tests.test_math" name="test_io" time="0.001">
+<error message="failed on setup with &quot;fixture 'db' not found&quot;">
+fixture 'db' not found</error></testcase>
+<testcase classname="tests.test_math" name="test_later" time="0">
+<skipped message="todo"/></testcase>
+<testcase classname="tests.test_math" name="test_xfail" time="0">
+<skipped type="pytest.xfail" message="known"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+def check(name: str = "test", **fields: object) -> CheckResult:
+    base: dict[str, object] = {
+        "name": name,
+        "command": f"run-{name}",
+        "passed": False,
+        "exit_code": 1,
+        "duration_s": 0.1,
+        "output": "",
+        "reason": "exit code 1",
+    }
+    return CheckResult(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def traceback(n: int, lines: int = 60) -> str:
+    body = "\n".join(f"    frame {n}.{i}: some_call(argument)" for i in range(lines))
+    return (
+        f"def test_{n}():\n{body}\nE       assert {n} == -{n}\ntests/test_x.py:{n}: AssertionError"
+    )
+
+
+# -- parse_junit / parse_pytest_summary -------------------------------------------------
+
+
+def test_parse_junit_counts_each_outcome() -> None:
+    counts, _ = parse_junit(JUNIT)
+    assert counts == {"passed": 1, "failed": 1, "errors": 1, "skipped": 2}
+
+
+def test_parse_junit_names_failing_tests_with_their_failure_text() -> None:
+    _, failing = parse_junit(JUNIT)
+    assert [t.name for t in failing] == ["tests.test_math::test_sub", "tests.test_math::test_io"]
+    assert failing[0].detail.startswith("def test_sub():")
+    assert failing[0].detail.endswith("tests/test_math.py:7: AssertionError")
+    assert failing[1].detail == "fixture 'db' not found"
+
+
+def test_parse_junit_falls_back_to_the_message_without_text() -> None:
+    xml = b'<testsuite><testcase name="t"><failure message="boom"/></testcase></testsuite>'
+    assert parse_junit(xml) == (
+        {"passed": 0, "failed": 1, "errors": 0, "skipped": 0},
+        (FailedTest("t", "boom"),),
+    )
+
+
+def test_parse_junit_counts_a_test_failing_then_erroring_once() -> None:
+    xml = (
+        b'<testsuite><testcase classname="m" name="t"><failure message="f">F</failure>'
+        b'<error message="teardown">E</error></testcase></testsuite>'
+    )
+    counts, failing = parse_junit(xml)
+    assert (counts["failed"], counts["errors"]) == (1, 0)
+    assert failing == (FailedTest("m::t", "F"),)
+
+
+def test_parse_junit_rejects_what_is_not_xml() -> None:
+    with pytest.raises(ValueError, match="not JUnit XML"):
+        parse_junit(b"<testsuite><testcase")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("..F\n1 failed, 2 passed in 0.12s\n", (2, 1, 0, 0)),
+        ("== 3 passed, 1 skipped, 2 warnings in 1.02s ==", (3, 0, 0, 1)),
+        ("= 1 failed, 1 error, 1 xfailed, 1 xpassed in 0.5s =", (1, 1, 1, 1)),
+        ("==== no tests ran in 0.01s ====", (0, 0, 0, 0)),
+        ("1 passed in 0.1s\nrerun:\n2 failed in 0.2s\n", (0, 2, 0, 0)),
+    ],
+)
+def test_parse_pytest_summary_reads_the_last_summary_line(
+    output: str, expected: tuple[int, int, int, int]
+) -> None:
+    counts = parse_pytest_summary(output)
+    assert counts is not None
+    assert (counts["passed"], counts["failed"], counts["errors"], counts["skipped"]) == expected
+
+
+def test_parse_pytest_summary_without_a_summary_line_is_none() -> None:
+    assert parse_pytest_summary("make: *** [test] Error 2\n") is None
+
+
+# -- trimming and feedback for the model ------------------------------------------------
+
+
+def test_tail_keeps_the_end_and_starts_at_a_line() -> None:
+    text = "\n".join(f"line {i}" for i in range(100))
+    trimmed = tail(text, 60)
+    assert len(trimmed) <= 60
+    assert trimmed.endswith("line 99") and trimmed.startswith("[...]\nline ")
+    assert tail("short", 60) == "short"
+
+
+def test_share_budget_gives_short_texts_all_and_splits_the_rest() -> None:
+    assert share_budget(["a" * 10, "b" * 500, "c" * 500], 310) == [10, 150, 150]
+    assert share_budget(["a" * 10, "b" * 20], 1000) == [10, 20]
+
+
+def test_feedback_is_empty_when_every_check_passed() -> None:
+    assert feedback_for_model([check(passed=True, exit_code=0, reason="")], 1000) == ""
+
+
+def test_feedback_names_each_failing_check_with_command_and_reason() -> None:
+    checks = [
+        check("build", passed=True, exit_code=0, reason="", output="built fine"),
+        check("lint", output="a.py:1:8: F401 `os` imported but unused\nFound 1 error."),
+        check("test", reason="timed out after 30s", exit_code=124, output="....slow"),
+    ]
+    text = feedback_for_model(checks, 1000)
+    assert "built fine" not in text and "build" not in text
+    assert "## lint failed: exit code 1\n$ run-lint\n" in text
+    assert "F401 `os` imported but unused" in text
+    assert "## test failed: timed out after 30s\n$ run-test\n" in text
+
+
+def test_feedback_keeps_the_assertion_at_the_end_of_each_traceback() -> None:
+    tests = tuple(FailedTest(f"tests/test_x.py::test_{n}", traceback(n)) for n in range(3))
+    text = feedback_for_model([check(reason="3 tests failed", failing_tests=tests)], 500)
+    assert len(text) <= 500 * 4
+    for n in range(3):
+        assert f"### tests/test_x.py::test_{n}\n" in text
+        assert f"E       assert {n} == -{n}\ntests/test_x.py:{n}: AssertionError" in text
+    assert "frame 0.0:" not in text  # the start of the long tracebacks was cut
+
+
+def test_feedback_shares_the_budget_fairly_across_tests() -> None:
+    long = [FailedTest(f"long_{n}", traceback(n, lines=200)) for n in range(2)]
+    tests = (FailedTest("short", "E assert 1 == 2"), *long)
+    text = feedback_for_model([check(failing_tests=tests)], 600)
+    long_parts = text.split("### long_")[1:]
+    assert "E assert 1 == 2" in text
+    assert abs(len(long_parts[0]) - len(long_parts[1])) < 20
+    assert 600 * 4 - 100 <= len(text) <= 600 * 4
+
+
+def test_feedback_lists_fewer_tests_when_the_budget_is_small() -> None:
+    tests = tuple(FailedTest(f"t{n}", traceback(n)) for n in range(40))
+    text = feedback_for_model([check(failing_tests=tests, tests_failed=45)], 300)
+    assert len(text) <= 1200
+    assert "### t0\n" in text and "### t39\n" not in text
+    assert "more failing tests)" in text
+    assert "E       assert 0 == -0" in text
+
+
+@pytest.mark.parametrize("max_tokens", [1, 10, 50, 200, 2000])
+def test_feedback_never_exceeds_its_budget(max_tokens: int) -> None:
+    tests = tuple(FailedTest(f"t{n}", traceback(n)) for n in range(8))
+    checks = [check("lint", output="x" * 9000), check(failing_tests=tests)]
+    assert len(feedback_for_model(checks, max_tokens)) <= max_tokens * 4
+
+
+def test_feedback_is_deterministic() -> None:
+    tests = tuple(FailedTest(f"t{n}", traceback(n, lines=n * 10)) for n in range(6))
+    checks = [check("lint", output="E" * 3000), check(failing_tests=tests)]
+    assert feedback_for_model(checks, 700) == feedback_for_model(list(checks), 700)
+
+
+# -- run_checks in a real sandbox -------------------------------------------------------
+
+MATH = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n"
+TESTS = (
+    "from math_ops import add, sub\n\n\n"
+    "def test_add():\n    assert add(1, 2) == 3\n\n\n"
+    "def test_sub():\n    assert sub(3, 1) == 2\n"
+)
+
+
+@pytest.fixture(scope="module")
+def shared(docker_client: docker.DockerClient, sandbox_image: str) -> Iterator[DockerSandbox]:
+    run_id = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        with DockerSandbox.start(SandboxConfig(image=sandbox_image), run_id) as sandbox:
+            yield sandbox
+        assert sandbox_leftovers(docker_client, run_id) == []
+    finally:
+        remove_leftovers(docker_client, run_id)
+
+
+@pytest.fixture
+def sandbox(shared: DockerSandbox, tmp_path: Path) -> DockerSandbox:
+    """The shared sandbox holding a fresh copy of a tiny repo (one passing, one failing test)."""
+    assert shared.run("find . /tmp -mindepth 1 -delete 2>/dev/null; true", 10).exit_code == 0
+    (tmp_path / "math_ops.py").write_text(MATH)
+    (tmp_path / "test_math_ops.py").write_text(TESTS)
+    shared.sync(tmp_path)
+    return shared
+
+
+def spec(**fields: object) -> TaskSpec:
+    values: dict[str, object] = {
+        "title": "t",
+        "description": "d",
+        "test": "python3 -m pytest -q",
+        "lint": False,
+        "timeout": 60,
+    }
+    return TaskSpec(**{**values, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.docker
+def test_pytest_failures_parsed_from_junit(sandbox: DockerSandbox) -> None:
+    (result,) = run_checks(sandbox, spec(), [], python_repo=True)
+    assert (result.name, result.passed, result.exit_code) == ("test", False, 1)
+    assert (result.tests_passed, result.tests_failed, result.tests_errors) == (1, 1, 0)
+    assert result.reason == "1 test failed"
+    assert [t.name for t in result.failing_tests] == ["test_math_ops::test_sub"]
+    assert "assert 4 == 2" in result.failing_tests[0].detail
+    assert result.output.startswith("test_math_ops::test_sub\n")
+
+
+@pytest.mark.docker
+def test_passing_tests_give_a_passing_check(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    fixed = MATH.replace("def sub(a, b):\n    return a + b", "def sub(a, b):\n    return a - b")
+    (tmp_path / "math_ops.py").write_text(fixed)
+    sandbox.sync(tmp_path, ["math_ops.py"])
+    (result,) = run_checks(sandbox, spec(), [], python_repo=True)
+    assert (result.passed, result.reason, result.tests_passed, result.tests_failed) == (
+        True,
+        "",
+        2,
+        0,
+    )
+    assert "2 passed" in result.output
+
+
+@pytest.mark.docker
+def test_default_lint_runs_ruff_on_changed_python_files(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "new mod.py").write_text("import os\n")
+    (tmp_path / "unchanged_bad.py").write_text("import sys\n")
+    (tmp_path / "notes.md").write_text("import os\n")
+    sandbox.sync(tmp_path)
+    changed = ["new mod.py", "math_ops.py", "deleted.py", "notes.md"]
+    lint, _test = run_checks(sandbox, spec(lint=None), changed, python_repo=True)
+    assert lint.command == (
+        "ruff check --no-cache --output-format=concise -- 'new mod.py' math_ops.py"
+    )
+    assert (lint.name, lint.passed, lint.reason) == ("lint", False, "exit code 1")
+    assert "new mod.py:1:8: F401" in lint.output
+    assert "unchanged_bad.py" not in lint.output
+
+
+@pytest.mark.docker
+def test_default_lint_is_skipped_without_changed_python_files(sandbox: DockerSandbox) -> None:
+    for changed, python_repo in ((["notes.md", "deleted.py"], True), (["math_ops.py"], False)):
+        checks = run_checks(sandbox, spec(lint=None), changed, python_repo=python_repo)
+        assert [c.name for c in checks] == ["test"]
+
+
+@pytest.mark.docker
+def test_lint_command_from_the_spec_runs_even_when_tests_follow(sandbox: DockerSandbox) -> None:
+    lint, test = run_checks(sandbox, spec(lint="echo linted; exit 2"), [], python_repo=True)
+    assert (lint.command, lint.passed, lint.exit_code, lint.output) == (
+        "echo linted; exit 2",
+        False,
+        2,
+        "linted\n",
+    )
+    assert test.name == "test"
+
+
+@pytest.mark.docker
+def test_build_failure_stops_before_tests(sandbox: DockerSandbox) -> None:
+    spec_ = spec(build="echo compiling; echo 'error: bad' >&2; exit 2", lint="touch linted")
+    (build,) = run_checks(sandbox, spec_, ["math_ops.py"], python_repo=True)
+    assert (build.name, build.passed, build.reason) == ("build", False, "exit code 2")
+    assert "error: bad" in build.output
+    assert sandbox.read_file("linted") is None
+
+
+@pytest.mark.docker
+def test_build_success_is_followed_by_lint_and_test(sandbox: DockerSandbox) -> None:
+    checks = run_checks(sandbox, spec(build="true", lint="true"), [], python_repo=True)
+    assert [(c.name, c.passed) for c in checks] == [
+        ("build", True),
+        ("lint", True),
+        ("test", False),
+    ]
+
+
+@pytest.mark.docker
+def test_test_timeout_gives_reason(sandbox: DockerSandbox) -> None:
+    (result,) = run_checks(sandbox, spec(test="sleep 30", timeout=1), [], python_repo=True)
+    assert (result.passed, result.reason) == (False, "timed out after 1s")
+    assert result.tests_passed is None
+
+
+@pytest.mark.docker
+def test_counts_come_from_the_summary_line_without_a_junit_report(
+    sandbox: DockerSandbox,
+) -> None:
+    command = "echo '2 failed, 5 passed in 0.30s'; exit 1"
+    (result,) = run_checks(sandbox, spec(test=command), [], python_repo=True)
+    assert (result.tests_passed, result.tests_failed, result.reason) == (5, 2, "2 tests failed")
+    assert result.failing_tests == ()
+
+
+@pytest.mark.docker
+def test_a_stale_junit_report_is_not_reused(sandbox: DockerSandbox) -> None:
+    run_checks(sandbox, spec(), [], python_repo=True)
+    (result,) = run_checks(sandbox, spec(test="echo no runner here; exit 3"), [], python_repo=True)
+    assert (result.tests_failed, result.failing_tests, result.reason) == (None, (), "exit code 3")
+
+
+@pytest.mark.docker
+def test_collection_error_is_reported_as_a_failing_test(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "test_broken.py").write_text("import no_such_module\n")
+    sandbox.sync(tmp_path, ["test_broken.py"])
+    (result,) = run_checks(sandbox, spec(), [], python_repo=True)
+    assert result.tests_errors == 1 and result.reason.endswith("1 error")
+    assert any("no_such_module" in t.detail for t in result.failing_tests)
