@@ -5,7 +5,9 @@ from codebot.errors import ConfigError
 
 
 def test_env_provides_endpoint_model_and_key():
-    s = cfg.from_env({"OPENAI_BASE_URL": "http://x/v1", "OPENAI_API_KEY": "k" * 10, "CODEBOT_MODEL": "m"})
+    s = cfg.from_env(
+        {"OPENAI_BASE_URL": "http://x/v1", "OPENAI_API_KEY": "k" * 10, "CODEBOT_MODEL": "m"}
+    )
     assert (s.model.base_url, s.model.name) == ("http://x/v1", "m")
     assert "k" * 10 not in repr(s)
 
@@ -55,5 +57,5 @@ def test_repo_file_can_only_add_protected_paths():
 
 
 def test_repo_file_with_wrong_type_names_key():
-    with pytest.raises(ConfigError, match="sandbox.pids"):
+    with pytest.raises(ConfigError, match=r"sandbox\.pids"):
         cfg.with_repo_file(cfg.from_env({}), "sandbox:\n  pids: many\n")

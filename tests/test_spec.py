@@ -25,7 +25,7 @@ def test_slug_is_derived_from_title_when_no_id():
 
 
 def test_missing_file_names_the_path(tmp_path):
-    with pytest.raises(SpecError, match="nope.yaml does not exist"):
+    with pytest.raises(SpecError, match=r"nope\.yaml does not exist"):
         load_spec(tmp_path / "nope.yaml")
 
 

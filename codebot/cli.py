@@ -1,0 +1,152 @@
+"""The command line. The only place that prints, and that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from codebot import __version__
+from codebot import config as cfg
+from codebot.errors import CodebotError
+from codebot.records import RunRecord
+from codebot.runner import RunOutcome, RunRequest, execute
+
+EXIT = {"passed": 0, "max_iterations": 1, "token_budget": 1, "cost_budget": 1,
+        "model_error": 3, "sandbox_error": 4, "interrupted": 130}  # fmt: skip
+EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
+
+
+def _model_options(fn: Any) -> Any:
+    options = [
+        click.option("--model", help="Model name (default: $CODEBOT_MODEL)."),
+        click.option("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)."),
+        click.option(
+            "--max-iterations", type=click.IntRange(1, 50), help="Override the spec's limit."
+        ),
+        click.option(
+            "--runs-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where run files go (default: .codebot/runs).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codebot")
+def cli() -> None:
+    """codebot: turn a task spec into a reviewed-ready branch, every check run in a Docker sandbox.
+
+    The API key is read from $OPENAI_API_KEY only (never a flag, so it stays out of shell
+    history and process lists).
+    """
+
+
+@cli.command("dry-run")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The git repository to work on. Its working tree is never modified.",
+)
+@_model_options
+def dry_run(spec: Path, repo: Path, **flags: Any) -> None:
+    """Run every stage except push and PR.
+
+    Works in an isolated clone, runs the checks in a sandbox, and leaves a local branch
+    codebot/<slug> in REPO plus patch.diff, pr.md and run.json under .codebot/runs/<run-id>/.
+    """
+    _run(RunRequest(spec, repo.resolve(), _settings(flags), flags.get("max_iterations")))
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the example repository (default: a new folder under .codebot/examples).",
+)
+@_model_options
+def example(directory: Path | None, **flags: Any) -> None:
+    """Create the bundled example repository (a failing test) and dry-run its task on it."""
+    source = EXAMPLES / "parse-duration"
+    if not source.is_dir():
+        raise click.ClickException(f"the bundled example is missing at {source}")
+    target = directory or Path(".codebot/examples") / time.strftime("parse-duration-%Y%m%d-%H%M%S")
+    if target.exists() and any(target.iterdir()):
+        raise click.ClickException(f"{target} is not empty; pass --dir with a new folder")
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=example", "-c", "user.email=example@localhost",
+                  "commit", "-q", "-m", "Example project with a failing test"]):  # fmt: skip
+        subprocess.run(["git", *args], cwd=target, check=True)
+    click.echo(f"example repository: {target}", err=True)
+    spec = EXAMPLES / "parse-duration.yaml"
+    _run(RunRequest(spec, target.resolve(), _settings(flags), flags.get("max_iterations")))
+
+
+def _settings(flags: dict[str, Any]) -> cfg.Settings:
+    return cfg.with_flags(
+        cfg.from_env(),
+        model=flags.get("model"),
+        base_url=flags.get("base_url"),
+        runs_dir=flags.get("runs_dir"),
+    )
+
+
+def _run(request: RunRequest) -> None:
+    outcome = execute(request, on_event=lambda line: click.echo(f"  {line}", err=True))
+    _print_outcome(outcome)
+    sys.exit(EXIT[outcome.record.stop_reason])
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    r: RunRecord = outcome.record
+    cost = "cost unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+    verdict = "all checks passed" if r.passed else f"stopped ({r.stop_reason}): {r.stop_detail}"
+    click.echo(
+        f"codebot: {verdict} after {len(r.iterations)} iteration(s); "
+        f"{r.usage.total_tokens:,} tokens, {cost}"
+    )
+    if outcome.branch:
+        click.echo(f"  branch:     {outcome.branch} (in {r.repo})")
+    else:
+        click.echo("  branch:     none (nothing reviewable was produced)")
+    f = outcome.files
+    click.echo(f"  patch:      {f.patch}")
+    click.echo(f"  PR draft:   {f.pr_md}")
+    click.echo(f"  run record: {f.run_json}")
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli(standalone_mode=False)
+    except CodebotError as exc:
+        click.echo(f"codebot: error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("codebot: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("codebot: interrupted; nothing was left behind", err=True)
+        sys.exit(130)

@@ -1,0 +1,230 @@
+"""One run from spec to local branch and run files: the edge where the stages meet the world.
+
+Everything that can fail for a reason the user can fix (spec, settings, engine, image, repo)
+is checked before the first side effect. After that, the workspace and the sandbox are
+always removed, whatever happens, and a branch appears in the user's repo only for a run
+that ended in a reviewable state.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from codebot import config as cfg
+from codebot import context, report
+from codebot.checks import feedback_for_model, run_checks
+from codebot.llm import OpenAIModel
+from codebot.loop import Limits, LoopResult, run_loop
+from codebot.protocols import Model
+from codebot.records import Completion, Message, RunRecord, StopReason
+from codebot.redact import Redactor
+from codebot.sandbox import DockerSandbox, ping
+from codebot.spec import TaskSpec, load_spec, spec_to_dict
+from codebot.workspace import Workspace, read_file_at
+
+# Runs that end here leave a branch: the change is reviewable even if checks still fail.
+PUBLISHABLE: tuple[StopReason, ...] = ("passed", "max_iterations", "token_budget", "cost_budget")
+
+Event = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    record: RunRecord
+    files: report.RunFiles
+    branch: str | None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    spec_path: Path
+    repo: Path
+    settings: cfg.Settings
+    max_iterations: int | None = None
+    issue: int | None = None
+
+
+class RedactingModel:
+    """Wraps a Model so that no configured secret can reach the endpoint in a prompt."""
+
+    def __init__(self, inner: Model, redact: Redactor) -> None:
+        self.inner, self.redact, self.name = inner, redact, inner.name
+
+    def complete(self, messages: Sequence[Message]) -> Completion:
+        return self.inner.complete([Message(m.role, self.redact(m.content)) for m in messages])
+
+
+def prepare(request: RunRequest) -> tuple[TaskSpec, cfg.Settings]:
+    """Load settings and spec and fail early, before any side effect."""
+    base = _peek_base(request.spec_path)
+    repo_file = read_file_at(request.repo, base, ".codebot.yml")
+    settings = cfg.with_repo_file(request.settings, repo_file)
+    spec = load_spec(request.spec_path, defaults=settings.spec_defaults)
+    if request.max_iterations is not None:
+        spec = replace(spec, max_iterations=request.max_iterations)
+    cfg.require_model(settings)
+    ping(settings.sandbox.image)
+    return spec, settings
+
+
+def execute(
+    request: RunRequest,
+    env: Mapping[str, str] | None = None,
+    on_event: Event = lambda _: None,
+    model: Model | None = None,
+) -> RunOutcome:
+    """`codebot dry-run`: everything but push and PR; the branch is copied back locally."""
+    spec, settings = prepare(request)
+    env = os.environ if env is None else env
+    ws = Workspace.create(request.repo, spec.slug, spec.base, settings.git.branch_prefix)
+    try:
+        on_event(f"workspace: isolated clone on branch {ws.branch}")
+        solved = solve(spec, settings, ws, env, on_event, model)
+        files = report.write_run(
+            settings.runs_dir / solved.record.run_id,
+            solved.record,
+            solved.patch,
+            solved.prompt,
+            solved.redact,
+            request.issue,
+        )
+        if solved.record.head_commit is not None:
+            ws.publish_local()
+        branch = ws.branch if solved.record.head_commit is not None else None
+        return RunOutcome(solved.record, files, branch)
+    finally:
+        ws.cleanup()
+
+
+@dataclass(frozen=True)
+class Solved:
+    record: RunRecord
+    patch: str
+    prompt: tuple[Message, ...]
+    redact: Redactor
+
+
+def solve(
+    spec: TaskSpec,
+    settings: cfg.Settings,
+    ws: Workspace,
+    env: Mapping[str, str],
+    on_event: Event = lambda _: None,
+    model: Model | None = None,
+) -> Solved:
+    """Sandbox up, baseline, loop, commit: the part every entry point shares.
+
+    The sandbox is removed on every exit path; the workspace belongs to the caller.
+    """
+    started_at, t0 = _now(), time.monotonic()
+    redact = Redactor.from_env(env, [settings.model.api_key])
+    model = RedactingModel(model or OpenAIModel(settings.model), redact)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    timings: dict[str, float] = {}
+    sandbox = DockerSandbox.start(settings.sandbox, run_id)
+    try:
+        sandbox.sync(ws.path)
+        timings["sandbox_ready_s"] = _lap(t0)
+        on_event(f"sandbox: {settings.sandbox.image} ready in {timings['sandbox_ready_s']:.1f}s")
+        python_repo = ws.is_python()
+        baseline = run_checks(sandbox, spec, (), python_repo=python_repo)
+        timings["baseline_s"] = round(_lap(t0) - timings["sandbox_ready_s"], 3)
+        on_event("baseline: " + _checks_line(baseline))
+        failure = feedback_for_model(baseline, settings.feedback_tokens)
+        ctx = context.gather(ws.path, ws.tracked_files(), spec, failure, settings.context_tokens)
+        task = context.render_task(spec, ctx, failure or "All checks pass before any change.")
+        prompt = (Message("system", context.system_prompt()), Message("user", task))
+        limits = Limits(settings.git.protected_paths, python_repo, settings.feedback_tokens)
+        result = run_loop(spec, model, sandbox, ws.path, prompt, limits, _announce(on_event))
+    finally:
+        sandbox.close()
+    on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
+    head = _commit(ws, spec, settings, result, run_id, redact)
+    timings["total_s"] = _lap(t0)
+    record = RunRecord(
+        run_id=run_id,
+        spec=spec_to_dict(spec),
+        model=model.name,
+        repo=str(ws.source),
+        base_ref=ws.base_ref,
+        base_commit=ws.base_commit,
+        branch=ws.branch,
+        started_at=started_at,
+        finished_at=_now(),
+        stop_reason=result.stop_reason,
+        stop_detail=result.stop_detail,
+        baseline=baseline,
+        iterations=result.iterations,
+        usage=result.usage,
+        cost_usd=result.cost_usd,
+        head_commit=head,
+        files_changed=tuple(ws.changed_files()),
+        timings=timings,
+    )
+    return Solved(record, ws.diff(), prompt, redact)
+
+
+def _commit(
+    ws: Workspace,
+    spec: TaskSpec,
+    settings: cfg.Settings,
+    result: LoopResult,
+    run_id: str,
+    redact: Redactor,
+) -> str | None:
+    if result.stop_reason not in PUBLISHABLE:
+        return None
+    summary = next(
+        (report.explanation(it.reply) for it in reversed(result.iterations) if it.edits), ""
+    )
+    message = Template(settings.git.commit_template).safe_substitute(
+        title=spec.title, summary=summary, run_id=run_id, stop_reason=result.stop_reason
+    )
+    return ws.commit(redact(message), settings.git.author_name, settings.git.author_email)
+
+
+def _peek_base(spec_path: Path) -> str | None:
+    """The spec's `base:` (if any), read leniently: full validation happens after."""
+    try:
+        data: Any = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    base = data.get("base") if isinstance(data, dict) else None
+    return base if isinstance(base, str) else None
+
+
+def _announce(on_event: Event) -> Callable[[Any], None]:
+    def emit(it: Any) -> None:
+        refused = sum(e.status == "refused" for e in it.edits)
+        on_event(
+            f"iteration {it.number}: {len(it.edits) - refused} edit(s) applied, {refused} refused; "
+            f"{_checks_line(it.checks)}; {it.usage.total_tokens} tokens; {it.duration_s:.1f}s"
+        )
+
+    return emit
+
+
+def _checks_line(checks: Sequence[Any]) -> str:
+    if not checks:
+        return "checks not run"
+    return ", ".join(
+        f"{c.name} {'passed' if c.passed else 'failed (' + c.reason + ')'}" for c in checks
+    )
+
+
+def _lap(t0: float) -> float:
+    return round(time.monotonic() - t0, 3)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
