@@ -56,7 +56,9 @@ class GitConfig:
     author_email: str = "codebot@users.noreply.github.com"
     branch_prefix: str = "codebot/"
     # string.Template; $title, $summary, $run_id, $stop_reason are filled in.
-    commit_template: str = "$title\n\n$summary\n\nCodebot-Run: $run_id\nCodebot-Stop: $stop_reason\n"
+    commit_template: str = (
+        "$title\n\n$summary\n\nCodebot-Run: $run_id\nCodebot-Stop: $stop_reason\n"
+    )
     protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
 
 

@@ -72,7 +72,9 @@ def load_spec(path: str | Path, defaults: dict[str, Any] | None = None) -> TaskS
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"spec file {path} does not exist", "pass the path to a YAML spec") from None
+        raise SpecError(
+            f"spec file {path} does not exist", "pass the path to a YAML spec"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}", "pass a UTF-8 YAML file") from None
     return parse_spec(text, source=str(path), defaults=defaults)
@@ -138,7 +140,8 @@ def _explain(error: jsonschema.ValidationError, source: str, node: yaml.Node | N
         name = ".".join([*path, *missing])
         return SpecError(f"{where}: field `{name}` is missing", f"add `{name}:` to the spec")
     if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(props))
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        unknown = sorted(set(instance) - set(props))
         name = unknown[0] if unknown else "?"
         line = _line_of(node, [*error.absolute_path, name]) or line
         where = f"{source}:{line}" if line else source

@@ -46,7 +46,9 @@ class Workspace:
             repo.git.checkout("-b", branch, base_commit)
         except git.GitCommandError as exc:
             shutil.rmtree(path, ignore_errors=True)
-            raise WorkspaceError(f"cannot clone {source}: {_stderr(exc)}", "check the repo") from None
+            raise WorkspaceError(
+                f"cannot clone {source}: {_stderr(exc)}", "check the repo"
+            ) from None
         return cls(Path(src.working_dir), path, branch, base_ref, base_commit, repo)
 
     def tracked_files(self) -> list[str]:
