@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,11 +15,13 @@ from typing import Any
 
 import click
 
-from codebot import __version__
+from codebot import __version__, github_flow
 from codebot import config as cfg
 from codebot.errors import CodebotError
+from codebot.forge import GitHubForge
 from codebot.records import RunRecord
 from codebot.runner import RunOutcome, RunRequest, execute
+from codebot.spec import load_spec
 
 EXIT = {"passed": 0, "max_iterations": 1, "token_budget": 1, "cost_budget": 1,
         "model_error": 3, "sandbox_error": 4, "interrupted": 130}  # fmt: skip
@@ -68,7 +72,7 @@ def dry_run(spec: Path, repo: Path, **flags: Any) -> None:
     Works in an isolated clone, runs the checks in a sandbox, and leaves a local branch
     codebot/<slug> in REPO plus patch.diff, pr.md and run.json under .codebot/runs/<run-id>/.
     """
-    _run(RunRequest(spec, repo.resolve(), _settings(flags), flags.get("max_iterations")))
+    _run(RunRequest(spec, repo.resolve(), _settings(flags)))
 
 
 @cli.command()
@@ -94,7 +98,82 @@ def example(directory: Path | None, **flags: Any) -> None:
         subprocess.run(["git", *args], cwd=target, check=True)
     click.echo(f"example repository: {target}", err=True)
     spec = EXAMPLES / "parse-duration.yaml"
-    _run(RunRequest(spec, target.resolve(), _settings(flags), flags.get("max_iterations")))
+    _run(RunRequest(spec, target.resolve(), _settings(flags)))
+
+
+@cli.command()
+@click.argument("reference", metavar="OWNER/REPO#N")
+@_model_options
+def issue(reference: str, **flags: Any) -> None:
+    """Turn a GitHub issue into a pull request.
+
+    Clones the repository, works on branch codebot/issue-N-<slug> (the same branch and PR
+    on every run for that issue), pushes it and opens or updates one pull request; comments
+    on the issue when the run starts and ends. Needs GITHUB_TOKEN (and GITHUB_API_URL for
+    GitHub Enterprise).
+    """
+    match = re.fullmatch(r"([\w.-]+/[\w.-]+)#(\d+)", reference)
+    if not match:
+        raise click.BadParameter("expected OWNER/REPO#N, e.g. octo/app#12", param_hint="REFERENCE")
+    env = dict(os.environ)
+    forge = GitHubForge.from_env(env)
+    outcome = github_flow.run_issue(
+        forge, match[1], int(match[2]), _settings(flags), env, on_event=_progress
+    )
+    _finish_github(outcome)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@_model_options
+def run(spec: Path, **flags: Any) -> None:
+    """Run a spec against the GitHub repository it names (`repo: OWNER/NAME`), push, open a PR.
+
+    Use `dry-run` to work on a local repository without pushing.
+    """
+    settings = _settings(flags)
+    text = spec.read_text(encoding="utf-8") if spec.is_file() else None
+    loaded = load_spec(spec, {"test": "(from .codebot.yml)"})
+    if not loaded.repo or text is None:
+        raise click.UsageError(f"{spec} has no `repo: OWNER/NAME`; use `codebot dry-run` instead")
+    env = dict(os.environ)
+    forge = GitHubForge.from_env(env)
+    outcome = github_flow.run_spec(
+        forge, loaded.repo, text, str(spec), settings, env, on_event=_progress
+    )
+    _finish_github(outcome)
+
+
+@cli.command()
+@_model_options
+def action(**flags: Any) -> None:
+    """Act on the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH.
+
+    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT.
+    """
+    env = dict(os.environ)
+    outcome = github_flow.run_action(env, _settings(flags), on_event=_progress)
+    _finish_github(outcome, env.get("GITHUB_OUTPUT"))
+
+
+def _progress(line: str) -> None:
+    click.echo(f"  {line}", err=True)
+
+
+def _finish_github(outcome: github_flow.GitHubOutcome, output_file: str | None = None) -> None:
+    if outcome.record is not None and outcome.files is not None:
+        _print_outcome(RunOutcome(outcome.record, outcome.files, outcome.record.branch))
+    else:
+        click.echo(f"codebot: {outcome.stop_reason}: {outcome.message}")
+    if outcome.pull is not None:
+        click.echo(f"  pull request: {outcome.pull.url}")
+    if output_file:
+        cost = outcome.record.cost_usd if outcome.record else None
+        with open(output_file, "a", encoding="utf-8") as out:
+            out.write(f"pr-url={outcome.pull.url if outcome.pull else ''}\n")
+            out.write(f"stop-reason={outcome.stop_reason}\n")
+            out.write(f"cost-usd={'' if cost is None else f'{cost:.4f}'}\n")
+    sys.exit(EXIT.get(outcome.stop_reason, 0))
 
 
 def _settings(flags: dict[str, Any]) -> cfg.Settings:
@@ -103,11 +182,12 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
         model=flags.get("model"),
         base_url=flags.get("base_url"),
         runs_dir=flags.get("runs_dir"),
+        max_iterations=flags.get("max_iterations"),
     )
 
 
 def _run(request: RunRequest) -> None:
-    outcome = execute(request, on_event=lambda line: click.echo(f"  {line}", err=True))
+    outcome = execute(request, on_event=_progress)
     _print_outcome(outcome)
     sys.exit(EXIT[outcome.record.stop_reason])
 

@@ -63,10 +63,25 @@ class GitConfig:
 
 
 @dataclass(frozen=True)
+class GitHubConfig:
+    """How runs on GitHub open PRs and who may start them."""
+
+    draft: str = "auto"  # auto: draft unless all checks passed; always; never
+    labels: tuple[str, ...] = ("codebot",)
+    reviewers: tuple[str, ...] = ()
+    allowed_associations: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
+    trigger_label: str = "codebot"
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelConfig = field(default_factory=ModelConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     git: GitConfig = field(default_factory=GitConfig)
+    github: GitHubConfig = field(default_factory=GitHubConfig)
+    # Operator overrides of every spec's limits (flags, action inputs).
+    max_iterations: int | None = None
+    max_cost_usd: float | None = None
     runs_dir: Path = Path(".codebot/runs")
     context_tokens: int = 12_000
     feedback_tokens: int = 2_000
@@ -78,6 +93,7 @@ _REPO_KEYS: dict[str, set[str]] = {
     "sandbox": {"image", "memory", "cpus", "pids", "disk", "tmp_size"},
     "git": {"author_name", "author_email", "commit_template"},
     "context": {"tokens"},
+    "github": {"draft", "labels", "reviewers"},
 }
 # Spec fields a repository may default (commands run inside the sandbox only).
 _SPEC_DEFAULT_KEYS = {"test", "build", "lint", "max_iterations", "timeout", "budget", "files"}
@@ -106,7 +122,24 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         author_email=env.get("CODEBOT_AUTHOR_EMAIL", GitConfig.author_email),
         protected_paths=protected,
     )
-    return Settings(model=model, sandbox=sandbox, git=git)
+    github = GitHubConfig(
+        draft=_choice(env, "CODEBOT_DRAFT", ("auto", "always", "never"), "auto"),
+        trigger_label=env.get("CODEBOT_LABEL") or GitHubConfig.trigger_label,
+        allowed_associations=tuple(
+            a.strip().upper()
+            for a in env.get("CODEBOT_ALLOWED_ASSOCIATIONS", "OWNER,MEMBER,COLLABORATOR").split(",")
+            if a.strip()
+        ),
+    )
+    iterations = env.get("CODEBOT_MAX_ITERATIONS")
+    return Settings(
+        model=model,
+        sandbox=sandbox,
+        git=git,
+        github=github,
+        max_iterations=int(_num(env, "CODEBOT_MAX_ITERATIONS", 0)) if iterations else None,
+        max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
+    )
 
 
 def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.yml") -> Settings:
@@ -132,6 +165,9 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
     if not isinstance(extra, list) or not all(isinstance(p, str) for p in extra):
         raise ConfigError(f"{path}: `protected_paths` must be a list of globs", "")
     git = replace(git, protected_paths=(*git.protected_paths, *extra))
+    github = _section(settings.github, data, "github", path)
+    if github.draft not in ("auto", "always", "never"):
+        raise ConfigError(f"{path}: `github.draft` must be auto, always or never", "")
     context = data.get("context", {}) or {}
     _check_keys(context, "context", path)
     spec_defaults = data.get("spec", {}) or {}
@@ -147,6 +183,7 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
         settings,
         sandbox=sandbox,
         git=git,
+        github=github,
         context_tokens=int(context.get("tokens", settings.context_tokens)),
         spec_defaults={**settings.spec_defaults, **spec_defaults},
     )
@@ -161,6 +198,8 @@ def with_flags(settings: Settings, **flags: Any) -> Settings:
     out = replace(settings, model=model)
     if flags.get("runs_dir") is not None:
         out = replace(out, runs_dir=Path(flags["runs_dir"]))
+    if flags.get("max_iterations") is not None:
+        out = replace(out, max_iterations=flags["max_iterations"])
     if flags.get("image") is not None:
         out = replace(out, sandbox=replace(out.sandbox, image=flags["image"]))
     return out
@@ -188,6 +227,8 @@ def _section(current: Any, data: dict[str, Any], name: str, path: str) -> Any:
         expected = type(getattr(current, key))
         if expected is float and isinstance(value, int):
             value = float(value)
+        if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
         if not isinstance(value, expected):
             raise ConfigError(
                 f"{path}: `{name}.{key}` must be {expected.__name__} (got {value!r})",
@@ -216,6 +257,13 @@ def _num(env: Mapping[str, str], key: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{key}={raw!r} is not a number", f"set {key} to a number") from None
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(key) or default
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not allowed", f"use one of: {', '.join(choices)}")
+    return value
 
 
 def _opt_num(env: Mapping[str, str], key: str) -> float | None:

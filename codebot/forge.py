@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -60,6 +60,7 @@ class PullInfo:
     base: str
     draft: bool
     state: str
+    title: str = ""
     created: bool = False
     warnings: tuple[str, ...] = ()
 
@@ -136,6 +137,20 @@ class GitHubForge:
         """Post a comment on an issue or PR; returns the comment's URL."""
         with self._calling(f"commenting on {full_name}#{number}"):
             return self._repo(full_name).get_issue(number).create_comment(body).html_url
+
+    def pull(self, full_name: str, number: int) -> PullInfo:
+        with self._calling(f"reading pull request {full_name}#{number}"):
+            return _pull_info(self._repo(full_name).get_pull(number))
+
+    def add_label(self, full_name: str, number: int, label: str) -> None:
+        with self._calling(f"labelling {full_name}#{number}"):
+            self._repo(full_name).get_issue(number).add_to_labels(label)
+
+    def remove_label(self, full_name: str, number: int, label: str) -> None:
+        """Remove a label; one that is not there is not an error."""
+        action = f"unlabelling {full_name}#{number}"
+        with self._calling(action), suppress(github.UnknownObjectException):
+            self._repo(full_name).get_issue(number).remove_from_labels(label)
 
     def find_open_pr(self, full_name: str, head_branch: str) -> PullInfo | None:
         with self._calling(f"listing pull requests of {full_name}"):
@@ -326,4 +341,5 @@ def _pull_info(pull: PullRequest) -> PullInfo:
         base=pull.base.ref,
         draft=bool(pull.draft),
         state=pull.state,
+        title=pull.title,
     )

@@ -50,7 +50,6 @@ class RunRequest:
     spec_path: Path
     repo: Path
     settings: cfg.Settings
-    max_iterations: int | None = None
     issue: int | None = None
 
 
@@ -69,12 +68,24 @@ def prepare(request: RunRequest) -> tuple[TaskSpec, cfg.Settings]:
     base = _peek_base(request.spec_path)
     repo_file = read_file_at(request.repo, base, ".codebot.yml")
     settings = cfg.with_repo_file(request.settings, repo_file)
-    spec = load_spec(request.spec_path, defaults=settings.spec_defaults)
-    if request.max_iterations is not None:
-        spec = replace(spec, max_iterations=request.max_iterations)
+    spec = with_overrides(load_spec(request.spec_path, settings.spec_defaults), settings)
+    preflight(settings)
+    return spec, settings
+
+
+def preflight(settings: cfg.Settings) -> None:
+    """What must hold before any side effect: a model to ask and a sandbox to run in."""
     cfg.require_model(settings)
     ping(settings.sandbox.image)
-    return spec, settings
+
+
+def with_overrides(spec: TaskSpec, settings: cfg.Settings) -> TaskSpec:
+    """The operator's limits (flags, action inputs) win over the spec's."""
+    if settings.max_iterations is not None:
+        spec = replace(spec, max_iterations=settings.max_iterations)
+    if settings.max_cost_usd is not None:
+        spec = replace(spec, budget=replace(spec.budget, max_cost_usd=settings.max_cost_usd))
+    return spec
 
 
 def execute(

@@ -94,6 +94,16 @@ def parse_spec(text: str, source: str, defaults: dict[str, Any] | None = None) -
             f"{source}: a spec must be a YAML mapping (got {type(data).__name__})",
             "start with `title:` and `description:` keys",
         )
+    return spec_from_data(data, source, defaults, node)
+
+
+def spec_from_data(
+    data: dict[str, Any],
+    source: str,
+    defaults: dict[str, Any] | None = None,
+    node: yaml.Node | None = None,
+) -> TaskSpec:
+    """Validate a spec given as data (from YAML, an issue, a PR comment) against the schema."""
     merged = {**(defaults or {}), **data}
     errors = sorted(
         jsonschema.Draft202012Validator(schema()).iter_errors(merged),

@@ -6,10 +6,12 @@ The user's repository is only ever read from, plus one ref written at the very e
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import git
 
@@ -20,12 +22,16 @@ _PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt"
 
 @dataclass
 class Workspace:
-    source: Path
+    """`source` is the user's repo path or the remote URL (never with credentials in it);
+    `base_commit` is what the branch's whole change is measured against."""
+
+    source: str
     path: Path
     branch: str
     base_ref: str
     base_commit: str
     _repo: git.Repo
+    _auth: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, source: Path, slug: str, base: str | None, prefix: str) -> Workspace:
@@ -49,7 +55,54 @@ class Workspace:
             raise WorkspaceError(
                 f"cannot clone {source}: {_stderr(exc)}", "check the repo"
             ) from None
-        return cls(Path(src.working_dir), path, branch, base_ref, base_commit, repo)
+        return cls(str(src.working_dir), path, branch, base_ref, base_commit, repo)
+
+    @classmethod
+    def clone(cls, url: str, branch: str, base: str, token: str | None = None) -> Workspace:
+        """Clone a remote. An existing `branch` there is continued (follow-ups add commits on
+        top); otherwise it starts from `base`. The token reaches git only through the
+        environment of each call: never argv, never .git/config."""
+        auth = _auth_env(url, token)
+        path = Path(tempfile.mkdtemp(prefix="codebot-ws-"))
+        try:
+            repo = git.Repo.clone_from(url, path, env=auth, no_checkout=True)
+            remote = {ref.remote_head for ref in repo.remotes.origin.refs}
+            if base not in remote:
+                raise WorkspaceError(f"branch `{base}` does not exist on {_display(url)}", "")
+            if branch in remote:
+                repo.git.checkout("-b", branch, f"origin/{branch}")
+                base_commit = repo.git.merge_base(f"origin/{base}", branch)
+            else:
+                repo.git.checkout("-b", branch, f"origin/{base}")
+                base_commit = repo.head.commit.hexsha
+        except git.GitCommandError as exc:
+            shutil.rmtree(path, ignore_errors=True)
+            raise WorkspaceError(
+                f"cannot clone {_display(url)}: {_stderr(exc)}",
+                "check the repository URL, the network and the token's access",
+            ) from None
+        except WorkspaceError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return cls(_display(url), path, branch, base, base_commit, repo, auth)
+
+    def push(self) -> None:
+        """Push the branch without force: if it moved on the remote, nothing is pushed."""
+        refspec = f"{self.branch}:refs/heads/{self.branch}"
+        try:
+            self._repo.git.push("--porcelain", "origin", refspec, env=self._auth or None)
+        except git.GitCommandError as exc:
+            text = _stderr(exc)
+            if "non-fast-forward" in text or "fetch first" in text or "[rejected]" in text:
+                raise WorkspaceError(
+                    f"the branch {self.branch} moved on the remote while codebot worked "
+                    "(another run or a person pushed); nothing was pushed",
+                    "run again to continue from the new tip",
+                ) from None
+            raise WorkspaceError(
+                f"cannot push {self.branch} to {self.source}: {text}",
+                "check the token's contents:write permission and branch protection rules",
+            ) from None
 
     def tracked_files(self) -> list[str]:
         return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
@@ -79,8 +132,9 @@ class Workspace:
         return text + "\n" if text else ""
 
     def commit(self, message: str, author_name: str, author_email: str) -> str | None:
-        """One squashed commit of everything changed; None when nothing changed."""
-        if not self.changed_files():
+        """One squashed commit of everything this run changed; None when nothing did."""
+        self._repo.git.add("-A")
+        if not self._repo.git.diff("--cached", "--name-only", "HEAD"):
             return None
         actor = git.Actor(author_name, author_email)
         try:
@@ -105,6 +159,27 @@ class Workspace:
     def cleanup(self) -> None:
         self._repo.close()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _auth_env(url: str, token: str | None) -> dict[str, str]:
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    if token and urlsplit(url).scheme in ("http", "https"):
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"AUTHORIZATION: basic {basic}",
+        )
+    return env
+
+
+def _display(url: str) -> str:
+    """The URL without any user:password part."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.hostname and (parts.username or parts.password):
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
+    return url
 
 
 def _open(source: Path) -> git.Repo:
@@ -149,3 +224,15 @@ def read_file_at(source: Path, ref: str | None, relpath: str) -> str | None:
         return None
     data: bytes = blob.data_stream.read()
     return data.decode("utf-8", errors="replace")
+
+
+def remote_branches(url: str, token: str | None = None) -> list[str]:
+    """Branch names on a remote, without cloning it."""
+    try:
+        out = str(git.cmd.Git().ls_remote("--heads", url, env=_auth_env(url, token)))
+    except git.GitCommandError as exc:
+        raise WorkspaceError(
+            f"cannot list branches of {_display(url)}: {_stderr(exc)}",
+            "check the repository URL, the network and the token's access",
+        ) from None
+    return [line.split("refs/heads/", 1)[1] for line in out.splitlines() if "refs/heads/" in line]

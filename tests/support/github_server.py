@@ -204,6 +204,7 @@ class GitHubServer:
             (repo + r"/issues/(?P<n>\d+)/comments", "GET", self._list_comments),
             (repo + r"/issues/(?P<n>\d+)/comments", "POST", self._create_comment),
             (repo + r"/issues/(?P<n>\d+)/labels", "POST", self._add_labels),
+            (repo + r"/issues/(?P<n>\d+)/labels/(?P<label>[^/]+)", "DELETE", self._remove_label),
             (repo + r"/pulls", "GET", self._list_pulls),
             (repo + r"/pulls", "POST", self._create_pull),
             (repo + r"/pulls/(?P<n>\d+)", "GET", self._get_pull),
@@ -262,6 +263,16 @@ class GitHubServer:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             return 422, _invalid("Label", "labels", "invalid")
         target.labels.extend(x for x in labels if x not in target.labels)
+        return 200, [self._label_json(repo, x) for x in target.labels]
+
+    def _remove_label(
+        self, _: RecordedRequest, owner: str, name: str, n: str, label: str
+    ) -> Response:
+        repo = self._repo(owner, name)
+        target = self._issue(repo, int(n)) or self._pull(repo, int(n))
+        if repo is None or target is None or label not in target.labels:
+            return 404, _error("Label does not exist")
+        target.labels.remove(label)
         return 200, [self._label_json(repo, x) for x in target.labels]
 
     def _list_pulls(self, req: RecordedRequest, owner: str, name: str) -> Response:

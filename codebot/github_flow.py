@@ -1,0 +1,288 @@
+"""Runs on GitHub: an issue, a follow-up on the bot's PR, or a spec, to one pushed branch and
+one pull request; and the dispatch of a GitHub Actions event.
+
+The branch is always a codebot branch, never the default or a protected one, and is pushed
+without force. Everything sent to GitHub (PR body, comments) passes through the redactor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from codebot import config as cfg
+from codebot import report
+from codebot.errors import CodebotError, ConfigError, ForgeError
+from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
+from codebot.forge import GitHubForge, PullInfo, RepoInfo
+from codebot.issue_spec import spec_from_issue
+from codebot.records import RunRecord
+from codebot.redact import Redactor
+from codebot.runner import Event, preflight, solve, with_overrides
+from codebot.spec import TaskSpec, parse_spec, slugify, spec_from_data
+from codebot.workspace import Workspace, remote_branches
+
+LOCK_LABEL = "codebot:running"
+SpecFor = Callable[[Workspace, cfg.Settings], TaskSpec]
+
+
+@dataclass(frozen=True)
+class GitHubOutcome:
+    """What a GitHub run ended in. `stop_reason` is the record's, or refused / ignored."""
+
+    stop_reason: str
+    record: RunRecord | None = None
+    files: report.RunFiles | None = None
+    pull: PullInfo | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run works (`branch`) and where it reports (`number`, an issue or PR)."""
+
+    repo: str
+    number: int
+    branch: str
+    title: str
+    closes: int | None
+
+
+def run_issue(
+    forge: GitHubForge,
+    full_name: str,
+    number: int,
+    settings: cfg.Settings,
+    env: Mapping[str, str],
+    on_event: Event = lambda _: None,
+    instruction: str | None = None,
+) -> GitHubOutcome:
+    issue = forge.issue(full_name, number)
+    if issue.is_pull_request:
+        raise ConfigError(
+            f"{full_name}#{number} is a pull request", "comment `/codebot <instruction>` on it"
+        )
+    if issue.state != "open":
+        raise ConfigError(f"issue {full_name}#{number} is closed", "reopen it to run codebot")
+    repo = forge.repo(full_name)
+    branch = _issue_branch(repo, number, issue.title, settings, env.get("GITHUB_TOKEN"))
+    target = Target(full_name, number, branch, issue.title, number)
+
+    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
+        spec = spec_from_issue(issue, s.spec_defaults, ws.read_base_file("AGENTS.md"))
+        if instruction:
+            note = f"\n\nInstruction given with the /codebot command:\n{instruction}"
+            spec = replace(spec, description=spec.description + note)
+        return spec
+
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+
+
+def run_followup(
+    forge: GitHubForge,
+    full_name: str,
+    pr_number: int,
+    instruction: str,
+    settings: cfg.Settings,
+    env: Mapping[str, str],
+    on_event: Event = lambda _: None,
+    review: ReviewContext | None = None,
+) -> GitHubOutcome:
+    """A `/codebot <instruction>` on the bot's own PR: more commits on the same branch."""
+    pull = forge.pull(full_name, pr_number)
+    if not pull.head.startswith(settings.git.branch_prefix) or pull.state != "open":
+        raise ConfigError(
+            f"{full_name}#{pr_number} is not an open codebot pull request",
+            f"codebot only follows up on its own open PRs (branches {settings.git.branch_prefix}*)",
+        )
+    found = re.search(r"issue-(\d+)-", pull.head)
+    target = Target(full_name, pr_number, pull.head, pull.title, int(found[1]) if found else None)
+
+    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
+        description = f"Follow-up requested on the pull request:\n{instruction}"
+        if review is not None:
+            where = f"{review.path}:{review.line}" if review.line else review.path
+            description += f"\n\nReview comment on {where}:\n```diff\n{review.diff_hunk}\n```"
+        data = {"title": pull.title[:200], "description": description,
+                "id": pull.head.removeprefix(s.git.branch_prefix)[:60]}  # fmt: skip
+        return spec_from_data(data, pull.url, s.spec_defaults)
+
+    repo = forge.repo(full_name)
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+
+
+def run_spec(
+    forge: GitHubForge,
+    full_name: str,
+    spec_text: str | None,
+    spec_path: str,
+    settings: cfg.Settings,
+    env: Mapping[str, str],
+    on_event: Event = lambda _: None,
+) -> GitHubOutcome:
+    """`codebot run SPEC` (text given) or a dispatched spec path read from the default branch."""
+    repo = forge.repo(full_name)
+    # Validate what can be validated before any side effect; the repo's .codebot.yml
+    # (which may supply `test`) is only known after the clone.
+    probe = parse_spec(spec_text, spec_path, {"test": "(from .codebot.yml)"}) if spec_text else None
+    slug = probe.slug if probe else slugify(spec_path.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    target = Target(full_name, 0, f"{settings.git.branch_prefix}{slug}", "", None)
+
+    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
+        text = spec_text if spec_text is not None else ws.read_base_file(spec_path)
+        if text is None:
+            raise ConfigError(f"{spec_path} does not exist on {repo.default_branch}", "")
+        return parse_spec(text, spec_path, s.spec_defaults)
+
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+
+
+def run_action(
+    env: Mapping[str, str], settings: cfg.Settings, on_event: Event = lambda _: None
+) -> GitHubOutcome:
+    """`codebot action`: read the event GitHub Actions gives us and act on it."""
+    name, payload = load_event(env)
+    decision = trigger_from_event(
+        name,
+        payload,
+        allowed_associations=settings.github.allowed_associations,
+        label=settings.github.trigger_label,
+    )
+    if isinstance(decision, Ignore):
+        return GitHubOutcome("ignored", message=decision.reason)
+    forge = GitHubForge.from_env(env)
+    if isinstance(decision, Refusal):
+        if decision.repo and decision.number is not None:
+            forge.comment(decision.repo, decision.number, decision.polite_message)
+        return GitHubOutcome("refused", message=decision.reason)
+    return _dispatch(forge, decision, settings, env, on_event)
+
+
+def _dispatch(
+    forge: GitHubForge,
+    t: Trigger,
+    settings: cfg.Settings,
+    env: Mapping[str, str],
+    on_event: Event,
+) -> GitHubOutcome:
+    if t.kind == "issue" and t.issue_number is not None:
+        return run_issue(forge, t.repo, t.issue_number, settings, env, on_event, t.instruction)
+    if t.kind == "pr_followup" and t.pr_number is not None:
+        instruction = t.instruction or ""
+        return run_followup(
+            forge, t.repo, t.pr_number, instruction, settings, env, on_event, t.review
+        )
+    if t.kind == "spec" and t.spec_path:
+        return run_spec(forge, t.repo, None, t.spec_path, settings, env, on_event)
+    raise ConfigError(f"cannot act on a `{t.kind}` trigger without its number or path", "")
+
+
+def _run_remote(
+    forge: GitHubForge,
+    repo: RepoInfo,
+    target: Target,
+    spec_for: SpecFor,
+    settings: cfg.Settings,
+    env: Mapping[str, str],
+    on_event: Event,
+) -> GitHubOutcome:
+    preflight(settings)
+    _check_branch(forge, repo, target.branch, settings)
+    redact = Redactor.from_env(env, [settings.model.api_key])
+    with _locked(forge, target):
+        ws = Workspace.clone(
+            repo.clone_url, target.branch, repo.default_branch, env.get("GITHUB_TOKEN")
+        )
+        try:
+            settings = cfg.with_repo_file(settings, ws.read_base_file(".codebot.yml"))
+            spec = with_overrides(spec_for(ws, settings), settings)
+            _say(forge, target, redact, f"🤖 codebot is working on this in branch `{ws.branch}`.")
+            solved = solve(spec, settings, ws, env, on_event)
+            record = solved.record
+            files = report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
+                                     solved.prompt, redact, target.closes)  # fmt: skip
+            pull = None
+            if record.head_commit is not None:
+                ws.push()
+                on_event(f"pushed {ws.branch}")
+                pull = forge.open_or_update_pr(
+                    repo.full_name,
+                    head=ws.branch,
+                    base=repo.default_branch,
+                    title=redact(target.title or spec.title),
+                    body=redact(report.render_pr_body(record, solved.patch, target.closes)),
+                    draft=_draft(settings.github.draft, record.passed),
+                    labels=settings.github.labels,
+                    reviewers=settings.github.reviewers,
+                )
+            _say(forge, target, redact, _final_comment(record, pull))
+            return GitHubOutcome(record.stop_reason, record, files, pull)
+        except CodebotError as exc:
+            _say(forge, target, redact, f"⚠️ codebot stopped: {exc.one_line()}")
+            raise
+        finally:
+            ws.cleanup()
+
+
+def _issue_branch(
+    repo: RepoInfo, number: int, title: str, settings: cfg.Settings, token: str | None
+) -> str:
+    """The issue's existing codebot branch if there is one (titles change), else a new name."""
+    prefix = f"{settings.git.branch_prefix}issue-{number}-"
+    existing = sorted(b for b in remote_branches(repo.clone_url, token) if b.startswith(prefix))
+    return existing[0] if existing else prefix + slugify(title, 40)
+
+
+def _check_branch(forge: GitHubForge, repo: RepoInfo, branch: str, settings: cfg.Settings) -> None:
+    if branch == repo.default_branch or not branch.startswith(settings.git.branch_prefix):
+        raise ConfigError(
+            f"refusing to push to `{branch}` of {repo.full_name}",
+            f"codebot pushes only to its own {settings.git.branch_prefix}* branches",
+        )
+    if forge.is_protected(repo.full_name, branch):
+        raise ConfigError(f"branch `{branch}` of {repo.full_name} is protected", "")
+
+
+class _locked:
+    """A `codebot:running` label on the issue/PR: a second run is refused while it is there."""
+
+    def __init__(self, forge: GitHubForge, target: Target) -> None:
+        self.forge, self.target = forge, target
+
+    def __enter__(self) -> None:
+        if not self.target.number:
+            return
+        if LOCK_LABEL in self.forge.issue(self.target.repo, self.target.number).labels:
+            raise ForgeError(
+                f"another codebot run is working on {self.target.repo}#{self.target.number}",
+                f"wait for it to finish, or remove the `{LOCK_LABEL}` label if it crashed",
+            )
+        self.forge.add_label(self.target.repo, self.target.number, LOCK_LABEL)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.target.number:
+            self.forge.remove_label(self.target.repo, self.target.number, LOCK_LABEL)
+
+
+def _say(forge: GitHubForge, target: Target, redact: Redactor, text: str) -> None:
+    if target.number:
+        forge.comment(target.repo, target.number, redact(text))
+
+
+def _draft(policy: str, passed: bool) -> bool:
+    return policy == "always" or (policy == "auto" and not passed)
+
+
+def _final_comment(record: RunRecord, pull: PullInfo | None) -> str:
+    cost = "" if record.cost_usd is None else f", ${record.cost_usd:.4f}"
+    stats = (
+        f"{len(record.iterations)} iteration(s), {record.usage.total_tokens:,} tokens{cost}; "
+        f"run `{record.run_id}`"
+    )
+    if record.passed and pull is not None:
+        return f"✅ Pull request #{pull.number} is ready for review: all checks passed ({stats})."
+    why = f"{report.STOP_TEXT[record.stop_reason]} ({record.stop_detail})"
+    if pull is not None:
+        return f"⚠️ {why}. The partial change is in draft pull request #{pull.number} ({stats})."
+    return f"⚠️ {why}, with no change to propose ({stats})."

@@ -1,0 +1,231 @@
+"""GitHub end to end: issue → pushed branch in a bare remote → one PR, and what may not happen.
+
+Real PyGithub against the local GitHub double over a socket, a real bare git repository as
+the push remote, the real Docker sandbox, and the scripted model server.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codebot import config as cfg
+from codebot import github_flow
+from codebot.errors import ConfigError, ForgeError, WorkspaceError
+from codebot.forge import ClientOptions, GitHubForge
+from tests.support.git_repos import git
+from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
+
+pytestmark = pytest.mark.docker
+
+REPO = "octo-org/hello-app"
+EVENTS = Path(__file__).parent / "fixtures" / "events"
+ISSUE_BODY = """parse_duration("1h30m") raises KeyError and "abc" returns 0.
+
+- [ ] minutes are supported
+- [ ] malformed input raises ValueError
+"""
+README_EDIT = """Document the units.
+
+README.md
+<<<<<<< SEARCH
+Run the tests with `pytest -q`.
+=======
+Run the tests with `pytest -q`. Units: h, m, s.
+>>>>>>> REPLACE
+"""
+
+
+@pytest.fixture
+def remote(example_repo, tmp_path):
+    """A bare repository holding the example plus a .codebot.yml, as GitHub would."""
+    (example_repo / ".codebot.yml").write_text("spec:\n  test: python3 -m pytest -q\n")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "configure codebot")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
+    return bare
+
+
+@pytest.fixture
+def hub(github_server, remote):
+    github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
+    github_server.add_issue(
+        REPO, 42, "Support minutes in parse_duration", ISSUE_BODY, labels=["codebot"],
+        author="alice", author_association="MEMBER",
+    )  # fmt: skip
+    return github_server
+
+
+@pytest.fixture
+def env(hub, model_server, tmp_path):
+    return {
+        **cli_env(model_server),
+        "GITHUB_TOKEN": hub.token,
+        "GITHUB_API_URL": hub.url,
+    }
+
+
+@pytest.fixture
+def forge(hub):
+    return GitHubForge(hub.token, hub.url, ClientOptions(False, 0, 0))
+
+
+def settings(env, tmp_path):
+    return cfg.with_flags(cfg.from_env(env), runs_dir=tmp_path / "runs")
+
+
+def remote_branches(remote):
+    return git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+
+
+def test_issue_becomes_one_pr_from_a_passing_branch(
+    hub, forge, env, model_server, remote, tmp_path, no_leftover_containers
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    out = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+
+    assert out.stop_reason == "passed"
+    branch = "codebot/issue-42-support-minutes-in-parse-duration"
+    assert remote_branches(remote) == [branch, "main"]
+    checkout = tmp_path / "check"
+    git(tmp_path, "clone", "-q", "-b", branch, str(remote), str(checkout))
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=checkout, capture_output=True, text=True)  # fmt: skip
+    assert tests.returncode == 0, tests.stdout
+
+    (pull,) = hub.pulls
+    assert (pull.head, pull.base, pull.draft) == (branch, "main", False)
+    assert "Closes #42" in pull.body and "✅ **all checks passed**" in pull.body
+    assert "- [ ] minutes are supported" in pull.body
+    assert "codebot" in pull.labels
+    said = [c.body for c in hub.comments if c.issue_number == 42]
+    assert said[0].startswith("🤖 codebot is working on this")
+    assert said[-1].startswith(f"✅ Pull request #{pull.number} is ready for review")
+    (issue,) = hub.issues
+    assert issue.labels == ["codebot"]  # the run's lock label is gone
+    assert hub.token not in json.dumps([c.body for c in hub.comments]) + pull.body
+
+
+def test_second_run_on_the_same_issue_updates_the_same_branch_and_pr(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    model_server.script(README_EDIT)
+    second = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+
+    assert second.stop_reason == "passed"
+    assert second.pull.number == first.pull.number and not second.pull.created
+    assert len(hub.pulls) == 1
+    branch = first.pull.head
+    assert git(remote, "rev-list", "--count", f"main..{branch}") == "2"
+    (pull,) = hub.pulls
+    assert second.record.run_id in pull.body  # the body was refreshed
+    assert "| `duration.py` |" in pull.body and "| `README.md` |" in pull.body  # whole PR
+
+
+def test_follow_up_comment_adds_a_commit_to_the_bots_pr(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    model_server.script(README_EDIT)
+    out = github_flow.run_followup(
+        forge, REPO, first.pull.number, "also document the units in the README",
+        settings(env, tmp_path), env,
+    )  # fmt: skip
+    assert out.stop_reason == "passed" and out.pull.number == first.pull.number
+    assert git(remote, "log", "-1", "--format=%s", first.pull.head).startswith(
+        first.pull.title[:20]
+    )
+    prompt = model_server.requests[-1].messages[1]["content"]
+    assert "also document the units in the README" in prompt
+    assert [c.issue_number for c in hub.comments][-1] == first.pull.number
+
+
+def test_follow_up_on_a_human_branch_is_refused(hub, forge, env, tmp_path):
+    pr = forge.open_or_update_pr(
+        REPO, head="feature/x", base="main", title="t", body="b", draft=False
+    )
+    with pytest.raises(ConfigError, match="not an open codebot pull request"):
+        github_flow.run_followup(forge, REPO, pr.number, "do it", settings(env, tmp_path), env)
+
+
+def test_a_second_run_is_refused_while_one_holds_the_issue(hub, forge, env, tmp_path, remote):
+    forge.add_label(REPO, 42, github_flow.LOCK_LABEL)
+    with pytest.raises(ForgeError, match="another codebot run is working on"):
+        github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    assert remote_branches(remote) == ["main"]
+
+
+def test_protected_codebot_branch_is_never_pushed(hub, forge, env, tmp_path, remote):
+    hub.protect(REPO, "codebot/issue-42-support-minutes-in-parse-duration")
+    with pytest.raises(ConfigError, match="is protected"):
+        github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    assert remote_branches(remote) == ["main"]
+
+
+def test_rejected_push_opens_no_pr_and_says_why_on_the_issue(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected by policy' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    with pytest.raises(WorkspaceError, match="cannot push"):
+        github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    assert not hub.pulls
+    assert [c.body for c in hub.comments][-1].startswith("⚠️ codebot stopped: cannot push")
+
+
+def _event(tmp_path, name):
+    payload = json.loads((EVENTS / f"{name}.json").read_text())
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(payload))
+    return str(path)
+
+
+def pull_url(hub, pull):
+    return f"{hub.base}/{REPO}/pull/{pull.number}"
+
+
+def run_action(env, tmp_path, event_name, event_file):
+    output = tmp_path / "github_output"
+    output.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "codebot", "action", "--runs-dir", str(tmp_path / "runs")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**env, "GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": event_file,
+             "GITHUB_OUTPUT": str(output)},
+    )  # fmt: skip
+    return result, dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def test_action_on_a_labeled_issue_opens_a_pr_and_sets_outputs(
+    hub, env, model_server, remote, tmp_path, no_leftover_containers
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    result, outputs = run_action(env, tmp_path, "issues", _event(tmp_path, "issues_labeled"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert outputs["stop-reason"] == "passed"
+    (pull,) = hub.pulls
+    assert outputs["pr-url"] == pull_url(hub, pull)
+    assert float(outputs["cost-usd"]) > 0
+
+
+def test_action_refuses_an_untrusted_commenter_politely_and_runs_nothing(
+    hub, env, remote, tmp_path
+):
+    event = _event(tmp_path, "issue_comment_untrusted")
+    result, outputs = run_action(env, tmp_path, "issue_comment", event)
+    assert result.returncode == 0, result.stderr
+    assert outputs["stop-reason"] == "refused" and outputs["pr-url"] == ""
+    (comment,) = hub.comments
+    assert comment.issue_number == 42
+    assert comment.body.startswith("Thanks for the request, @drive-by!")
+    assert remote_branches(remote) == ["main"]
+    assert not os.path.exists(tmp_path / "runs")
