@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -73,6 +74,25 @@ def dry_run(spec: Path, repo: Path, **flags: Any) -> None:
     codebot/<slug> in REPO plus patch.diff, pr.md and run.json under .codebot/runs/<run-id>/.
     """
     _run(RunRequest(spec, repo.resolve(), _settings(flags)))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_model_options
+def resume(run_dir: Path, **flags: Any) -> None:
+    """Continue an interrupted dry-run from its run directory (.codebot/runs/<run-id>).
+
+    Finished iterations are replayed from the record (no model call, no checks); the run
+    goes on from the next one with the same run id.
+    """
+    try:
+        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        spec, repo = Path(data["spec"]["source"]), Path(data["repo"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"{run_dir} holds no readable run.json ({exc})") from None
+    flags.setdefault("runs_dir", None)
+    flags["runs_dir"] = flags["runs_dir"] or run_dir.parent
+    _run(RunRequest(spec, repo, _settings(flags), resume=run_dir))
 
 
 @cli.command()

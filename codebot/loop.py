@@ -15,7 +15,7 @@ from pathlib import Path
 from codebot import context
 from codebot.checks import feedback_for_model, run_checks
 from codebot.edits import apply_edits, parse_edits
-from codebot.errors import ModelError, SandboxError
+from codebot.errors import ModelError, SandboxError, WorkspaceError
 from codebot.protocols import Model, Sandbox
 from codebot.records import (
     CheckResult,
@@ -89,13 +89,21 @@ def run_loop(
     messages: Sequence[Message],
     limits: Limits,
     on_iteration: Callable[[Iteration], None] | None = None,
+    prior: Sequence[Iteration] = (),
 ) -> LoopResult:
+    """Iterate until green, a limit, or an error. `prior` iterations (from an interrupted
+    run's record) are replayed from their recorded replies: no model call, no checks."""
     state = _State(Usage(), 0.0, {}, set())
-    iterations: list[Iteration] = []
+    iterations: list[Iteration] = list(prior)
     history = list(messages)
     stop: GiveUp = GiveUp("max_iterations", f"checks still failing after {spec.max_iterations}")
+    for it in prior:
+        _replay(it, root, limits, state)
+        history += [Message("assistant", it.reply), Message("user", it.feedback)]
+    if state.changed:
+        sandbox.sync(root, sorted(state.changed))
     try:
-        for number in range(1, spec.max_iterations + 1):
+        for number in range(len(prior) + 1, spec.max_iterations + 1):
             if over := _over_budget(spec, state, history):
                 stop = over
                 break
@@ -180,6 +188,22 @@ def _step(
         outcomes,
         checks,
     )
+
+
+def _replay(it: Iteration, root: Path, limits: Limits, state: _State) -> None:
+    """Re-apply a recorded iteration's edits; they must land exactly as they did."""
+    parsed = parse_edits(it.reply)
+    outcomes = apply_edits(root, parsed.edits, limits.protected) if parsed.edits else ()
+    if [o.status for o in outcomes] != [e.status for e in it.edits]:
+        raise WorkspaceError(
+            f"cannot resume: the edits of iteration {it.number} no longer apply as recorded",
+            "start a new run",
+        )
+    if parsed.edits:
+        state.tried[_fingerprint(parsed.edits)] = it.number
+    state.changed.update(o.path for o in outcomes if o.status == "applied")
+    state.usage += it.usage
+    state.cost = _add_cost(state.cost, it.cost_usd)
 
 
 def _over_budget(spec: TaskSpec, state: _State, history: Sequence[Message]) -> GiveUp | None:

@@ -194,3 +194,30 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     return value
+
+
+def iteration_from_dict(data: dict[str, Any]) -> Iteration:
+    """An Iteration back from run.json (for resuming a run)."""
+    usage = data["usage"]
+    checks = tuple(
+        CheckResult(
+            **{
+                **c,
+                "failing_tests": tuple(FailedTest(**f) for f in c.get("failing_tests", ())),
+            }
+        )
+        for c in data["checks"]
+    )
+    return Iteration(
+        number=data["number"],
+        prompt_chars=data["prompt_chars"],
+        reply=data["reply"],
+        usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+        cost_usd=data["cost_usd"],
+        model_s=data["model_s"],
+        edits=tuple(EditOutcome(**e) for e in data["edits"]),
+        checks=checks,
+        decision=data["decision"],
+        feedback=data["feedback"],
+        duration_s=data["duration_s"],
+    )

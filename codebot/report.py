@@ -61,6 +61,16 @@ def write_run(
     return files
 
 
+def write_checkpoint(directory: Path, record: RunRecord, redact: Callable[[str], str]) -> None:
+    """run.json for a run still in progress; replaced atomically so it is never half-written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = _redact_tree(to_jsonable(record), redact)
+    data["passed"] = False
+    tmp = directory / "run.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(directory / "run.json")
+
+
 def render_pr_body(record: RunRecord, patch: str, issue: int | None = None) -> str:
     spec = record.spec
     status = "✅" if record.passed else "⚠️"

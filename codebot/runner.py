@@ -8,6 +8,7 @@ that ended in a reviewable state.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -23,17 +24,29 @@ import yaml
 from codebot import config as cfg
 from codebot import context, report
 from codebot.checks import feedback_for_model, run_checks
+from codebot.errors import ConfigError
 from codebot.llm import OpenAIModel
 from codebot.loop import Limits, LoopResult, run_loop
 from codebot.protocols import Model
-from codebot.records import Completion, Message, RunRecord, StopReason
+from codebot.records import (
+    CheckResult,
+    Completion,
+    Iteration,
+    Message,
+    RunRecord,
+    StopReason,
+    Usage,
+    iteration_from_dict,
+)
 from codebot.redact import Redactor
-from codebot.sandbox import DockerSandbox, ping
+from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
 from codebot.spec import TaskSpec, load_spec, spec_to_dict
 from codebot.workspace import Workspace, read_file_at
 
 # Runs that end here leave a branch: the change is reviewable even if checks still fail.
 PUBLISHABLE: tuple[StopReason, ...] = ("passed", "max_iterations", "token_budget", "cost_budget")
+# Runs that end here can be resumed from their record.
+RESUMABLE: tuple[StopReason, ...] = ("interrupted", "model_error", "sandbox_error")
 
 Event = Callable[[str], None]
 
@@ -51,6 +64,36 @@ class RunRequest:
     repo: Path
     settings: cfg.Settings
     issue: int | None = None
+    resume: Path | None = None  # an interrupted run's directory (holding run.json)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What an interrupted run had finished, read back from its run.json."""
+
+    run_id: str
+    base_commit: str
+    iterations: tuple[Iteration, ...]
+
+    @classmethod
+    def load(cls, run_dir: Path, spec: TaskSpec) -> Prior:
+        try:
+            data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read {run_dir}/run.json: {exc}", "pass a run directory"
+            ) from None
+        if data.get("stop_reason") not in RESUMABLE:
+            raise ConfigError(
+                f"run {data.get('run_id')} ended with `{data.get('stop_reason')}`, which is final",
+                f"only runs that stopped with {', '.join(RESUMABLE)} can be resumed",
+            )
+        if data["spec"].get("slug") != spec.slug:
+            raise ConfigError(
+                f"run {data['run_id']} was for another task ({data['spec'].get('slug')})", ""
+            )
+        its = tuple(iteration_from_dict(i) for i in data["iterations"])
+        return cls(data["run_id"], data["base_commit"], its)
 
 
 class RedactingModel:
@@ -97,10 +140,14 @@ def execute(
     """`codebot dry-run`: everything but push and PR; the branch is copied back locally."""
     spec, settings = prepare(request)
     env = os.environ if env is None else env
-    ws = Workspace.create(request.repo, spec.slug, spec.base, settings.git.branch_prefix)
+    prior = Prior.load(request.resume, spec) if request.resume else None
+    base = prior.base_commit if prior else spec.base
+    ws = Workspace.create(request.repo, spec.slug, base, settings.git.branch_prefix)
     try:
         on_event(f"workspace: isolated clone on branch {ws.branch}")
-        solved = solve(spec, settings, ws, env, on_event, model)
+        if prior:
+            on_event(f"resuming run {prior.run_id} after iteration {len(prior.iterations)}")
+        solved = solve(spec, settings, ws, env, on_event, model, prior)
         files = report.write_run(
             settings.runs_dir / solved.record.run_id,
             solved.record,
@@ -132,16 +179,53 @@ def solve(
     env: Mapping[str, str],
     on_event: Event = lambda _: None,
     model: Model | None = None,
+    prior: Prior | None = None,
 ) -> Solved:
     """Sandbox up, baseline, loop, commit: the part every entry point shares.
 
-    The sandbox is removed on every exit path; the workspace belongs to the caller.
+    The sandbox is removed on every exit path; the workspace belongs to the caller. run.json
+    is rewritten after every iteration, so a run killed outright can still be resumed.
     """
     started_at, t0 = _now(), time.monotonic()
     redact = Redactor.from_env(env, [settings.model.api_key])
     model = RedactingModel(model or OpenAIModel(settings.model), redact)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    run_id = prior.run_id if prior else time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    if prior:
+        cleanup_orphans(run_id)  # what a killed run of this id may have left
     timings: dict[str, float] = {}
+
+    def record_of(
+        result: LoopResult, baseline: tuple[CheckResult, ...], head: str | None
+    ) -> RunRecord:
+        return RunRecord(
+            run_id=run_id,
+            spec=spec_to_dict(spec),
+            model=model.name,
+            repo=ws.source,
+            base_ref=ws.base_ref,
+            base_commit=ws.base_commit,
+            branch=ws.branch,
+            started_at=started_at,
+            finished_at=_now(),
+            stop_reason=result.stop_reason,
+            stop_detail=result.stop_detail,
+            baseline=baseline,
+            iterations=result.iterations,
+            usage=result.usage,
+            cost_usd=result.cost_usd,
+            head_commit=head,
+            files_changed=tuple(ws.changed_files()) if head or result.changed else (),
+            timings=timings,
+        )
+
+    def checkpoint(baseline: tuple[CheckResult, ...], done: list[Iteration]) -> None:
+        usage = sum((i.usage for i in done), Usage())
+        partial = LoopResult(tuple(done), "interrupted", f"stopped after iteration {len(done)}",
+                             usage, None, ())  # fmt: skip
+        report.write_checkpoint(
+            settings.runs_dir / run_id, record_of(partial, baseline, None), redact
+        )
+
     sandbox = DockerSandbox.start(settings.sandbox, run_id)
     try:
         sandbox.sync(ws.path)
@@ -156,33 +240,23 @@ def solve(
         task = context.render_task(spec, ctx, failure or "All checks pass before any change.")
         prompt = (Message("system", context.system_prompt()), Message("user", task))
         limits = Limits(settings.git.protected_paths, python_repo, settings.feedback_tokens)
-        result = run_loop(spec, model, sandbox, ws.path, prompt, limits, _announce(on_event))
+        done: list[Iteration] = list(prior.iterations) if prior else []
+        checkpoint(baseline, done)
+
+        def on_iteration(it: Iteration) -> None:
+            done.append(it)
+            checkpoint(baseline, done)
+            announce(it)
+
+        announce = _announce(on_event)
+        result = run_loop(spec, model, sandbox, ws.path, prompt, limits, on_iteration,
+                          prior.iterations if prior else ())  # fmt: skip
     finally:
         sandbox.close()
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(ws, spec, settings, result, run_id, redact)
     timings["total_s"] = _lap(t0)
-    record = RunRecord(
-        run_id=run_id,
-        spec=spec_to_dict(spec),
-        model=model.name,
-        repo=str(ws.source),
-        base_ref=ws.base_ref,
-        base_commit=ws.base_commit,
-        branch=ws.branch,
-        started_at=started_at,
-        finished_at=_now(),
-        stop_reason=result.stop_reason,
-        stop_detail=result.stop_detail,
-        baseline=baseline,
-        iterations=result.iterations,
-        usage=result.usage,
-        cost_usd=result.cost_usd,
-        head_commit=head,
-        files_changed=tuple(ws.changed_files()),
-        timings=timings,
-    )
-    return Solved(record, ws.diff(), prompt, redact)
+    return Solved(record_of(result, baseline, head), ws.diff(), prompt, redact)
 
 
 def _commit(
