@@ -229,3 +229,18 @@ def test_action_refuses_an_untrusted_commenter_politely_and_runs_nothing(
     assert comment.body.startswith("Thanks for the request, @drive-by!")
     assert remote_branches(remote) == ["main"]
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_run_that_does_not_pass_opens_a_draft_and_says_so(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF)  # fixes minutes; malformed input still passes silently
+    limited = {**env, "CODEBOT_MAX_ITERATIONS": "1"}
+    out = github_flow.run_issue(forge, REPO, 42, settings(limited, tmp_path), limited)
+    assert out.stop_reason == "max_iterations"
+    (pull,) = hub.pulls
+    assert pull.draft is True
+    assert "⚠️ **stopped: iteration limit reached" in pull.body
+    assert "❌ 5 tests failed" in pull.body
+    last = [c.body for c in hub.comments if c.issue_number == 42][-1]
+    assert f"The partial change is in draft pull request #{pull.number}" in last

@@ -291,3 +291,20 @@ def test_action_builds_the_sandbox_from_its_own_dockerfile() -> None:
 
     assert 'docker build -t "$CODEBOT_SANDBOX_IMAGE" "$GITHUB_ACTION_PATH/sandbox"' in scripts
     assert (ROOT / "sandbox" / "Dockerfile").is_file()
+
+
+def readme_workflow() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The Action", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_setup_is_under_ten_lines_and_lints(tmp_path: Path) -> None:
+    text = readme_workflow()
+    assert len(text.strip().splitlines()) < 10
+    # `<owner>` stands for wherever the user takes the action from; lint it as a real ref.
+    workflow = tmp_path / ".github" / "workflows" / "codebot.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(text.replace("<owner>/codebot@v0", "octo-org/codebot@v0"))
+    result = run_actionlint(workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
