@@ -21,6 +21,7 @@ from codebot import config as cfg
 from codebot.errors import CodebotError
 from codebot.forge import GitHubForge
 from codebot.records import RunRecord
+from codebot.redact import Redactor
 from codebot.runner import RunOutcome, RunRequest, execute
 from codebot.spec import load_spec
 
@@ -116,7 +117,7 @@ def example(directory: Path | None, **flags: Any) -> None:
                  ["-c", "user.name=example", "-c", "user.email=example@localhost",
                   "commit", "-q", "-m", "Example project with a failing test"]):  # fmt: skip
         subprocess.run(["git", *args], cwd=target, check=True)
-    click.echo(f"example repository: {target}", err=True)
+    _echo(f"example repository: {target}", err=True)
     spec = EXAMPLES / "parse-duration.yaml"
     _run(RunRequest(spec, target.resolve(), _settings(flags)))
 
@@ -176,17 +177,22 @@ def action(**flags: Any) -> None:
     _finish_github(outcome, env.get("GITHUB_OUTPUT"))
 
 
+def _echo(text: str, err: bool = False) -> None:
+    """Everything the CLI prints goes through the redactor, like every other output."""
+    click.echo(Redactor.from_env(os.environ)(text), err=err)
+
+
 def _progress(line: str) -> None:
-    click.echo(f"  {line}", err=True)
+    _echo(f"  {line}", err=True)
 
 
 def _finish_github(outcome: github_flow.GitHubOutcome, output_file: str | None = None) -> None:
     if outcome.record is not None and outcome.files is not None:
         _print_outcome(RunOutcome(outcome.record, outcome.files, outcome.record.branch))
     else:
-        click.echo(f"codebot: {outcome.stop_reason}: {outcome.message}")
+        _echo(f"codebot: {outcome.stop_reason}: {outcome.message}")
     if outcome.pull is not None:
-        click.echo(f"  pull request: {outcome.pull.url}")
+        _echo(f"  pull request: {outcome.pull.url}")
     if output_file:
         cost = outcome.record.cost_usd if outcome.record else None
         with open(output_file, "a", encoding="utf-8") as out:
@@ -216,18 +222,18 @@ def _print_outcome(outcome: RunOutcome) -> None:
     r: RunRecord = outcome.record
     cost = "cost unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
     verdict = "all checks passed" if r.passed else f"stopped ({r.stop_reason}): {r.stop_detail}"
-    click.echo(
+    _echo(
         f"codebot: {verdict} after {len(r.iterations)} iteration(s); "
         f"{r.usage.total_tokens:,} tokens, {cost}"
     )
     if outcome.branch:
-        click.echo(f"  branch:     {outcome.branch} (in {r.repo})")
+        _echo(f"  branch:     {outcome.branch} (in {r.repo})")
     else:
-        click.echo("  branch:     none (nothing reviewable was produced)")
+        _echo("  branch:     none (nothing reviewable was produced)")
     f = outcome.files
-    click.echo(f"  patch:      {f.patch}")
-    click.echo(f"  PR draft:   {f.pr_md}")
-    click.echo(f"  run record: {f.run_json}")
+    _echo(f"  patch:      {f.patch}")
+    _echo(f"  PR draft:   {f.pr_md}")
+    _echo(f"  run record: {f.run_json}")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -239,14 +245,14 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except CodebotError as exc:
-        click.echo(f"codebot: error: {exc.one_line()}", err=True)
+        _echo(f"codebot: error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("codebot: interrupted", err=True)
+        _echo("codebot: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("codebot: interrupted; nothing was left behind", err=True)
+        _echo("codebot: interrupted; nothing was left behind", err=True)
         sys.exit(130)
