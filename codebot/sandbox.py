@@ -43,11 +43,15 @@ BASE_ENV: Mapping[str, str] = {
 }
 ENGINE_FIX = "start it (e.g. `sudo dockerd &` or `bash sandbox/setup-host.sh`) or set DOCKER_HOST"
 IMAGE_FIX = "build it with `bash sandbox/setup-host.sh`"
+GONE_FIX = "something stopped or removed it during the run; start the run again"
 WATCHDOG_GRACE_S = 5.0
+REMOVE_WAIT_S = 10.0
 
 # PID 1 must reap: killed leftovers are reparented to it and would otherwise stay zombies
 # that count against pids_limit. `kill -9 -1` never reaches PID 1, so the keeper survives.
-_KEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+# It runs as the sandbox user, so checked code can signal it: it ignores the two signals sh
+# would die of (the kernel drops the rest for a namespace's init); removal uses SIGKILL.
+_KEEPER = ["sh", "-c", "trap '' TERM INT; while :; do sleep 3600 & wait; done"]
 _KILL_ALL = ["kill", "-9", "-1"]
 # Kill what a command left running, then read the cgroup's OOM-kill counter (v2, then v1).
 _AFTER_RUN = (
@@ -247,7 +251,7 @@ class DockerSandbox:
             *(("volume", api.remove_volume, v) for v in self.volumes),
         ):
             try:
-                remove(name, force=True)
+                _remove_patiently(remove, name)
             except docker.errors.NotFound:
                 pass
             except (docker.errors.DockerException, OSError) as exc:
@@ -269,7 +273,22 @@ class DockerSandbox:
         return None
 
     def _after_run(self) -> int | None:
-        output = self._exec(["sh", "-c", _AFTER_RUN])
+        """Clean up after a command and return the OOM-kill count. The script always exits 0
+        in a live container: anything else means the container is being killed or removed,
+        and the command's death must not pass for a failed check."""
+        api = self._client.api
+        exec_id = api.exec_create(self.name, ["sh", "-c", _AFTER_RUN], user=self._config.user)["Id"]
+        output: bytes = api.exec_start(exec_id)
+        code = self._exit_code(exec_id)
+        if code is None:  # not recorded in time: ask the container itself
+            code = 0 if api.inspect_container(self.name)["State"]["Running"] else -1
+        if code != 0:
+            said = output.decode("utf-8", "replace").strip().splitlines()
+            raise SandboxError(
+                f"the sandbox container {self.name} is not running any more"
+                + (f" ({said[0][:200]})" if said else ""),
+                GONE_FIX,
+            )
         match = re.search(rb"^oom_kill (\d+)$", output, re.MULTILINE)
         return int(match.group(1)) if match else None
 
@@ -372,6 +391,21 @@ def cleanup_orphans(run_id: str | None = None) -> int:
     return removed
 
 
+def _remove_patiently(remove: Any, name: str) -> None:
+    """Remove `name`, waiting out a removal someone else started (`docker rm -f` mid-run):
+    until it ends the engine answers 409 for the container ("already in progress") and for
+    its volumes ("in use"), and giving up then would leak the volumes."""
+    deadline = time.monotonic() + REMOVE_WAIT_S
+    while True:
+        try:
+            remove(name, force=True)
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
+
+
 def _remove_quietly(remove: Any, name: str) -> int:
     try:
         remove(name, force=True)
@@ -399,10 +433,16 @@ def _translated(image: str, container: str = "") -> Iterator[None]:
         if not container:
             raise SandboxError(f"docker: {_short(exc)}", "") from None
         raise SandboxError(
-            f"the sandbox container {container} is gone ({_short(exc)})",
-            "something removed it during the run; start the run again",
+            f"the sandbox container {container} is gone ({_short(exc)})", GONE_FIX
         ) from None
     except docker.errors.APIError as exc:
+        if container and "is not running" in _short(exc):
+            # Killed, or its removal is under way (409 or 500 by engine version): not a
+            # problem with the settings.
+            raise SandboxError(
+                f"the sandbox container {container} is not running any more ({_short(exc)})",
+                GONE_FIX,
+            ) from None
         raise SandboxError(
             f"the Docker engine refused: {_short(exc)}",
             "check the sandbox settings and `docker info`",

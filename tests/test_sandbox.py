@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from codebot.config import SandboxConfig
@@ -384,6 +386,40 @@ def test_a_container_removed_under_the_run_gives_sandbox_error(
     for call in (lambda: sandbox.run("true", 10), lambda: sandbox.read_file("x")):
         with pytest.raises(SandboxError, match="is gone"):
             call()
+
+
+def test_a_container_killed_during_a_command_gives_sandbox_error_not_a_result(
+    start: StartSandbox, docker_client: docker.DockerClient
+) -> None:
+    """The command dies with 137 as in an OOM kill; reading it as a failed check would send
+    the model a false cause and only fail on the next sync."""
+    sandbox = start()
+    threading.Timer(0.5, docker_client.api.kill, (sandbox.name,)).start()
+    with pytest.raises(SandboxError) as caught:
+        sandbox.run("sleep 30", 60)
+    assert caught.value.cause.startswith(
+        f"the sandbox container {sandbox.name} is not running any more"
+    )
+    assert caught.value.fix.endswith("start the run again")
+
+
+def test_close_waits_out_a_removal_someone_else_started(
+    start: StartSandbox, docker_client: docker.DockerClient
+) -> None:
+    """`docker rm -f` under a run: while it is under way the engine refuses our removal and
+    the volumes are in use, and giving up then leaks the volumes."""
+    sandbox = start()
+
+    def remove() -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.api.remove_container(sandbox.name, force=True)
+
+    remover = threading.Thread(target=remove)
+    remover.start()
+    time.sleep(0.02)  # its request reaches the engine first
+    sandbox.close()
+    remover.join()
+    assert sandbox_leftovers(docker_client, sandbox.run_id) == []
 
 
 def test_closed_sandbox_refuses_commands(start: StartSandbox) -> None:

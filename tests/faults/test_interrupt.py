@@ -1,0 +1,61 @@
+"""Ctrl-C at the command line while the sandbox runs a check: the user gets their terminal
+back with exit code 130, and nothing of the run is left anywhere.
+
+(SIGTERM while the model is thinking is covered in tests/test_cli.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.faults.conftest import codebot_branches, write_spec
+from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
+from tests.support.docker_fixtures import LABEL, remove_leftovers, sandbox_leftovers
+from tests.support.git_repos import snapshot
+from tests.support.model_server import ScriptedModelServer
+from tests.test_end_to_end import MINUTES_DIFF, cli_env
+
+pytestmark = pytest.mark.docker
+
+
+def test_ctrl_c_during_a_check_exits_130_and_leaves_no_container_and_no_branch(
+    model_server: ScriptedModelServer, example_repo, tmp_path, sandbox_image, docker_client
+):
+    model_server.script(MINUTES_DIFF)
+    command, token = tagged(SLOW_AFTER_EDIT)
+    spec = write_spec(tmp_path, test=command)
+    before = snapshot(example_repo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codebot", "dry-run", str(spec), "--repo", str(example_repo),
+         "--runs-dir", "runs"],
+        cwd=tmp_path, env=cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    try:
+        sandbox = container_running_slow_check(docker_client, model_server, token)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    run_id = sandbox.labels[LABEL]
+    left = sandbox_leftovers(docker_client, run_id)
+    remove_leftovers(docker_client, run_id)  # so one leak does not spill into other tests
+
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert "codebot: stopped (interrupted): interrupted during iteration 1 " in out, out
+    assert "branch:     none" in out
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    record = json.loads(run_json.read_text())
+    assert (record["stop_reason"], record["head_commit"]) == ("interrupted", None)
+    assert record["run_id"] == run_id and not left
+    assert snapshot(example_repo) == before and not codebot_branches(example_repo)
