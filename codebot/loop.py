@@ -102,6 +102,7 @@ def run_loop(
         history += [Message("assistant", it.reply), Message("user", it.feedback)]
     if state.changed:
         sandbox.sync(root, sorted(state.changed))
+    number = len(prior) + 1
     try:
         for number in range(len(prior) + 1, spec.max_iterations + 1):
             if over := _over_budget(spec, state, history):
@@ -111,9 +112,18 @@ def run_loop(
             completion = model.complete(history)
             state.usage += completion.usage
             state.cost = _add_cost(state.cost, completion.cost_usd)
-            decision, outcomes, checks = _step(
-                number, completion.text, spec, sandbox, root, limits, state
-            )
+            try:
+                decision, outcomes, checks = _step(
+                    number, completion.text, spec, sandbox, root, limits, state
+                )
+            except (SandboxError, KeyboardInterrupt) as exc:
+                # Keep the reply that was paid for in the record, then stop as below.
+                reason: StopReason = (
+                    "sandbox_error" if isinstance(exc, SandboxError) else "interrupted"
+                )
+                cut = GiveUp(reason, "cut short")
+                iterations.append(_record(number, history, completion, (), (), cut, started))
+                raise
             iterations.append(
                 _record(number, history, completion, outcomes, checks, decision, started)
             )
@@ -131,7 +141,7 @@ def run_loop(
     except SandboxError as exc:
         stop = GiveUp("sandbox_error", exc.one_line())
     except KeyboardInterrupt:
-        stop = GiveUp("interrupted", f"interrupted during iteration {len(iterations) + 1}")
+        stop = GiveUp("interrupted", f"interrupted during iteration {number}")
     return LoopResult(
         tuple(iterations),
         stop.reason,

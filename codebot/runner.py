@@ -92,7 +92,9 @@ class Prior:
             raise ConfigError(
                 f"run {data['run_id']} was for another task ({data['spec'].get('slug')})", ""
             )
-        its = tuple(iteration_from_dict(i) for i in data["iterations"])
+        # An iteration cut short (decision give_up) is asked again, not replayed.
+        kept = [i for i in data["iterations"] if i["decision"] == "retry"]
+        its = tuple(iteration_from_dict(i) for i in kept)
         return cls(data["run_id"], data["base_commit"], its)
 
 
