@@ -244,3 +244,29 @@ def test_run_that_does_not_pass_opens_a_draft_and_says_so(
     assert "❌ 5 tests failed" in pull.body
     last = [c.body for c in hub.comments if c.issue_number == 42][-1]
     assert f"The partial change is in draft pull request #{pull.number}" in last
+
+
+def test_repo_config_sets_labels_and_reviewers_and_agents_md_reaches_the_prompt(
+    hub, forge, env, model_server, example_repo, tmp_path
+):
+    (example_repo / ".codebot.yml").write_text(
+        "spec:\n  test: python3 -m pytest -q\n"
+        "github:\n  labels: [bot, needs-review]\n  reviewers: [bob]\n"
+    )
+    (example_repo / "AGENTS.md").write_text("Keep functions under 20 lines.\n")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "team conventions")
+    bare = tmp_path / "team.git"
+    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
+    hub.add_repo("octo-org/team", default_branch="main", clone_url=str(bare), collaborators=["bob"])
+    hub.add_issue("octo-org/team", 7, "Support minutes", ISSUE_BODY, author_association="OWNER")
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+
+    out = github_flow.run_issue(forge, "octo-org/team", 7, settings(env, tmp_path), env)
+
+    assert out.stop_reason == "passed"
+    (pull,) = [p for p in hub.pulls if p.repo == "octo-org/team"]
+    assert pull.labels == ["bot", "needs-review"]
+    assert pull.requested_reviewers == ["bob"]
+    first_prompt = model_server.requests[0].messages[1]["content"]
+    assert "Keep functions under 20 lines." in first_prompt
