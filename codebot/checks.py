@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from xml.etree import ElementTree
 
 from codebot.protocols import Sandbox
@@ -18,6 +18,7 @@ from codebot.spec import TaskSpec
 
 JUNIT_PATH = "/tmp/codebot-junit.xml"
 PYTEST_ENV = {"PYTEST_ADDOPTS": f"--junitxml={JUNIT_PATH} -p no:cacheprovider"}
+SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
 DEFAULT_LINT = "ruff check --no-cache --output-format=concise --"
 OUTPUT_CHARS = 4000  # CheckResult.output, for people
 DETAIL_CHARS = 4000  # one failing test's text, as kept in the run record
@@ -52,6 +53,17 @@ def run_checks(
         results.append(_plain_check(sandbox, "lint", lint, spec.timeout))
     results.append(_test_check(sandbox, spec.test, spec.timeout))
     return tuple(results)
+
+
+def run_setup(sandbox: Sandbox, spec: TaskSpec) -> CheckResult | None:
+    """The spec's setup command, once per sandbox (None when the spec has none).
+
+    The root filesystem is read-only, so `pip install` goes to the user site in the run's
+    /tmp home, which Python puts on sys.path for every later check; the image's
+    "externally managed" marker guards a system that cannot be written here anyway."""
+    if not spec.setup:
+        return None
+    return _plain_check(sandbox, "setup", spec.setup, spec.setup_timeout, SETUP_ENV)
 
 
 def lint_command(
@@ -169,8 +181,14 @@ def tail(text: str, limit: int) -> str:
     return CUT + kept
 
 
-def _plain_check(sandbox: Sandbox, name: CheckName, command: str, timeout: int) -> CheckResult:
-    result = sandbox.run(command, timeout)
+def _plain_check(
+    sandbox: Sandbox,
+    name: CheckName,
+    command: str,
+    timeout: int,
+    env: Mapping[str, str] | None = None,
+) -> CheckResult:
+    result = sandbox.run(command, timeout, env)
     return CheckResult(
         name=name,
         command=command,

@@ -26,7 +26,7 @@ from codebot.runner import RunOutcome, RunRequest, execute
 from codebot.spec import load_spec
 
 EXIT = {"passed": 0, "max_iterations": 1, "token_budget": 1, "cost_budget": 1,
-        "model_error": 3, "sandbox_error": 4, "interrupted": 130}  # fmt: skip
+        "model_error": 3, "sandbox_error": 4, "setup_failed": 1, "interrupted": 130}  # fmt: skip
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 
 

@@ -96,7 +96,17 @@ _REPO_KEYS: dict[str, set[str]] = {
     "github": {"draft", "labels", "reviewers"},
 }
 # Spec fields a repository may default (commands run inside the sandbox only).
-_SPEC_DEFAULT_KEYS = {"test", "build", "lint", "max_iterations", "timeout", "budget", "files"}
+_SPEC_DEFAULT_KEYS = {
+    "test",
+    "setup",
+    "setup_timeout",
+    "build",
+    "lint",
+    "max_iterations",
+    "timeout",
+    "budget",
+    "files",
+}
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:

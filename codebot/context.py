@@ -19,6 +19,8 @@ from codebot.spec import TaskSpec
 
 MAX_TREE_ENTRIES = 400
 MAX_FILE_BYTES = 60_000
+# Anything a model could read as the wrapper's tag: any case, blanks on either side of `/`.
+_TAG = re.compile(r"(?i)<\s*/?\s*untrusted")
 SOURCE_SUFFIXES = {".py", ".pyi", ".toml", ".cfg", ".ini", ".txt", ".md", ".yml", ".yaml", ".json"}
 
 
@@ -103,7 +105,15 @@ def system_prompt() -> str:
 
 def untrusted(text: str) -> str:
     """Neutralise anything in untrusted text that could close the <untrusted> wrapper."""
-    return re.sub(r"(?i)</?\s*untrusted", lambda m: m.group(0).replace("<", "&lt;"), text)
+    return _TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+
+
+def check_output(text: str) -> str:
+    """Check output for the model: written by the repository's code, so untrusted too."""
+    if not text:
+        return ""
+    body = untrusted(text if text.endswith("\n") else text + "\n")
+    return '<untrusted source="check output">\n' + body + "</untrusted>\n"
 
 
 def render_files(files: Sequence[tuple[str, str]]) -> str:

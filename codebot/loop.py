@@ -192,7 +192,7 @@ def _step(
     checks = run_checks(sandbox, spec, sorted(state.changed), python_repo=limits.python_repo)
     if all(c.passed for c in checks):
         return Green(), outcomes, checks
-    failures = unread + feedback_for_model(checks, limits.feedback_tokens)
+    failures = unread + context.check_output(feedback_for_model(checks, limits.feedback_tokens))
     return (
         Retry(context.render_feedback(number, spec.max_iterations, outcomes, failures, shown)),
         outcomes,

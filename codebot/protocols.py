@@ -42,6 +42,11 @@ class Sandbox(Protocol):
         """Read a file from the sandbox (absolute, or relative to the workspace)."""
         ...
 
+    def seal(self) -> None:
+        """Cut the sandbox off every network for the rest of its life (a no-op when it never
+        had one). Called after the setup step, before any other command runs."""
+        ...
+
     def close(self) -> None:
         """Remove the container and everything it owns. Safe to call twice."""
         ...

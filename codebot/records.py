@@ -94,7 +94,7 @@ class ExecResult:
     oom_killed: bool = False
 
 
-CheckName = Literal["build", "lint", "test"]
+CheckName = Literal["setup", "build", "lint", "test"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,7 @@ StopReason = Literal[
     "cost_budget",
     "model_error",
     "sandbox_error",
+    "setup_failed",
     "interrupted",
 ]
 

@@ -22,6 +22,7 @@ STOP_TEXT = {
     "cost_budget": "stopped: cost budget spent",
     "model_error": "stopped: the LLM endpoint failed",
     "sandbox_error": "stopped: the sandbox failed",
+    "setup_failed": "stopped: the setup command failed",
     "interrupted": "stopped: interrupted",
 }
 

@@ -23,7 +23,7 @@ import yaml
 
 from codebot import config as cfg
 from codebot import context, report
-from codebot.checks import feedback_for_model, run_checks
+from codebot.checks import feedback_for_model, run_checks, run_setup
 from codebot.errors import ConfigError
 from codebot.llm import OpenAIModel
 from codebot.loop import Limits, LoopResult, run_loop
@@ -233,26 +233,42 @@ def solve(
         sandbox.sync(ws.path)
         timings["sandbox_ready_s"] = _lap(t0)
         on_event(f"sandbox: {settings.sandbox.image} ready in {timings['sandbox_ready_s']:.1f}s")
-        python_repo = ws.is_python()
-        baseline = run_checks(sandbox, spec, (), python_repo=python_repo)
-        timings["baseline_s"] = round(_lap(t0) - timings["sandbox_ready_s"], 3)
-        on_event("baseline: " + _checks_line(baseline))
-        failure = feedback_for_model(baseline, settings.feedback_tokens)
-        ctx = context.gather(ws.path, ws.tracked_files(), spec, failure, settings.context_tokens)
-        task = context.render_task(spec, ctx, failure or "All checks pass before any change.")
-        prompt = (Message("system", context.system_prompt()), Message("user", task))
-        limits = Limits(settings.git.protected_paths, python_repo, settings.feedback_tokens)
-        done: list[Iteration] = list(prior.iterations) if prior else []
-        checkpoint(baseline, done)
-
-        def on_iteration(it: Iteration) -> None:
-            done.append(it)
+        setup = run_setup(sandbox, spec)
+        sandbox.seal()  # a network, if the operator allowed one, served the setup step only
+        baseline: tuple[CheckResult, ...] = () if setup is None else (setup,)
+        setup_done = _lap(t0)
+        if setup is not None:
+            timings["setup_s"] = round(setup_done - timings["sandbox_ready_s"], 3)
+            on_event("setup: " + _checks_line(baseline))
+        prompt: tuple[Message, ...] = ()
+        if setup is not None and not setup.passed:
+            result = LoopResult(tuple(prior.iterations) if prior else (), "setup_failed",
+                                f"`{setup.command}` failed: {setup.reason}", Usage(), None,
+                                ())  # fmt: skip
+        else:
+            python_repo = ws.is_python()
+            baseline += run_checks(sandbox, spec, (), python_repo=python_repo)
+            timings["baseline_s"] = round(_lap(t0) - setup_done, 3)
+            on_event("baseline: " + _checks_line(baseline))
+            failure = feedback_for_model(baseline, settings.feedback_tokens)
+            ctx = context.gather(
+                ws.path, ws.tracked_files(), spec, failure, settings.context_tokens
+            )
+            baseline_text = context.check_output(failure) or "All checks pass before any change."
+            task = context.render_task(spec, ctx, baseline_text)
+            prompt = (Message("system", context.system_prompt()), Message("user", task))
+            limits = Limits(settings.git.protected_paths, python_repo, settings.feedback_tokens)
+            done: list[Iteration] = list(prior.iterations) if prior else []
             checkpoint(baseline, done)
-            announce(it)
 
-        announce = _announce(on_event)
-        result = run_loop(spec, model, sandbox, ws.path, prompt, limits, on_iteration,
-                          prior.iterations if prior else ())  # fmt: skip
+            def on_iteration(it: Iteration) -> None:
+                done.append(it)
+                checkpoint(baseline, done)
+                announce(it)
+
+            announce = _announce(on_event)
+            result = run_loop(spec, model, sandbox, ws.path, prompt, limits, on_iteration,
+                              prior.iterations if prior else ())  # fmt: skip
     finally:
         sandbox.close()
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")

@@ -36,7 +36,8 @@ from codebot.records import ExecResult
 LABEL = "codebot.run"
 SANDBOX_UID = 65534
 BASE_ENV: Mapping[str, str] = {
-    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+    # ~/.local/bin last: what a `pip install --user` adds never shadows a system command.
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin:/tmp/.local/bin",
     "HOME": "/tmp",
     "LANG": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -176,6 +177,20 @@ class DockerSandbox:
             member = archive.extractfile(first)
             return member.read() if member else None
 
+    def seal(self) -> None:
+        """Disconnect the container from every network and check that it took, so only the
+        loopback interface is left. Created with `network_mode=none`, it is sealed already."""
+        api = self._client.api
+        with self._live():
+            for network in self._networks():
+                api.disconnect_container_from_network(self.name, network, force=True)
+            left = self._networks()
+        if left:
+            raise SandboxError(
+                f"{self.name} is still on network(s) {', '.join(left)} after disconnecting",
+                "check the Docker daemon log; no generated code ran",
+            )
+
     def close(self) -> None:
         """Remove the container and its volumes. Idempotent; gone things are not an error."""
         if self._closed:
@@ -241,6 +256,10 @@ class DockerSandbox:
             ],
         )
         container.start()
+
+    def _networks(self) -> list[str]:
+        attached = self._client.api.inspect_container(self.name)["NetworkSettings"]["Networks"]
+        return sorted(name for name in attached or {} if name != "none")
 
     def _remove_all(self) -> list[str]:
         """Remove by name, so a Ctrl-C in the middle of a create call leaks nothing."""

@@ -22,6 +22,7 @@ from codebot.errors import SpecError
 
 DEFAULT_MAX_ITERATIONS = 5
 DEFAULT_TIMEOUT_S = 300
+DEFAULT_SETUP_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class TaskSpec:
     test: str
     acceptance: tuple[str, ...] = ()
     build: str | None = None
+    setup: str | None = None
+    setup_timeout: int = DEFAULT_SETUP_TIMEOUT_S
     lint: str | bool | None = None
     files: tuple[str, ...] = ()
     max_iterations: int = DEFAULT_MAX_ITERATIONS
@@ -127,6 +130,8 @@ def _from_dict(data: dict[str, Any], source: str) -> TaskSpec:
         test=data["test"],
         acceptance=tuple(data.get("acceptance", ())),
         build=data.get("build"),
+        setup=data.get("setup"),
+        setup_timeout=data.get("setup_timeout", DEFAULT_SETUP_TIMEOUT_S),
         lint=data.get("lint"),
         files=tuple(data.get("files", ())),
         max_iterations=data.get("max_iterations", DEFAULT_MAX_ITERATIONS),

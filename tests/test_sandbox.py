@@ -186,6 +186,36 @@ def test_network_enabled_sandbox_reaches_the_host_listener(
     assert seen
 
 
+def test_sealing_a_network_enabled_sandbox_leaves_only_loopback(
+    start: StartSandbox, docker_client: docker.DockerClient
+) -> None:
+    gateway = bridge_gateway(docker_client)
+    server, port, seen = host_listener()
+    try:
+        sandbox = start(network=True)
+        assert sandbox.run(connect_command(gateway, port), 20).output.count("reached") == 1
+        reached = len(seen)
+        sandbox.seal()
+        after = sandbox.run(connect_command(gateway, port), 20)
+        interfaces = sandbox.run("ls /sys/class/net; tail -n +2 /proc/net/route", 10)
+    finally:
+        server.close()
+    assert "reached" not in after.output and after.output.count("blocked") == 2
+    assert len(seen) == reached  # nothing new arrived after the seal
+    assert interfaces.output.split() == ["lo"]
+    networks = docker_client.containers.get(sandbox.name).attrs["NetworkSettings"]["Networks"]
+    assert not networks
+    sandbox.seal()  # again: nothing left to cut, no error
+
+
+def test_sealing_a_sandbox_without_network_changes_nothing(
+    shared: DockerSandbox, docker_client: docker.DockerClient
+) -> None:
+    shared.seal()
+    assert docker_client.containers.get(shared.name).attrs["HostConfig"]["NetworkMode"] == "none"
+    assert shared.run("ls /sys/class/net", 10).output.split() == ["lo"]
+
+
 def test_container_is_locked_down(
     shared: DockerSandbox, docker_client: docker.DockerClient
 ) -> None:

@@ -87,3 +87,15 @@ def test_defaults_fill_absent_fields_and_spec_wins():
 def test_top_level_must_be_a_mapping():
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         parse_spec("- a\n- b\n", "s.yaml")
+
+
+def test_setup_command_and_its_timeout_are_read_and_default_to_none_and_600():
+    assert (parse_spec(VALID, "s.yaml").setup, parse_spec(VALID, "s.yaml").setup_timeout) == (
+        None,
+        600,
+    )
+    spec = parse_spec(VALID + "setup: pip install -e .\nsetup_timeout: 900\n", "s.yaml")
+    assert (spec.setup, spec.setup_timeout) == ("pip install -e .", 900)
+    with pytest.raises(SpecError) as err:
+        parse_spec(VALID + "setup_timeout: 0\n", "s.yaml")
+    assert "setup_timeout" in err.value.cause and ":4" in err.value.cause
