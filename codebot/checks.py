@@ -8,6 +8,7 @@ Pure apart from the sandbox calls; imports no SDK.
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 from collections.abc import Mapping, Sequence
 from xml.etree import ElementTree
@@ -16,8 +17,6 @@ from codebot.protocols import Sandbox
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
 
-JUNIT_PATH = "/tmp/codebot-junit.xml"
-PYTEST_ENV = {"PYTEST_ADDOPTS": f"--junitxml={JUNIT_PATH} -p no:cacheprovider"}
 SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
 DEFAULT_LINT = "ruff check --no-cache --output-format=concise --"
 OUTPUT_CHARS = 4000  # CheckResult.output, for people
@@ -42,13 +41,15 @@ _SUMMARY_KEYS = {
 def run_checks(
     sandbox: Sandbox, spec: TaskSpec, changed: Sequence[str], *, python_repo: bool
 ) -> tuple[CheckResult, ...]:
-    """Build (a failure stops here), then lint, then test; one `CheckResult` per check run."""
+    """Build (a failure stops here), then lint, then test; one `CheckResult` per check run.
+
+    `changed`: the files the run changed that still exist (the default lint checks those)."""
     results: list[CheckResult] = []
     if spec.build:
         results.append(_plain_check(sandbox, "build", spec.build, spec.timeout))
         if not results[-1].passed:
             return tuple(results)
-    lint = lint_command(sandbox, spec.lint, changed, python_repo=python_repo)
+    lint = lint_command(spec.lint, changed, python_repo=python_repo)
     if lint:
         results.append(_plain_check(sandbox, "lint", lint, spec.timeout))
     results.append(_test_check(sandbox, spec.test, spec.timeout))
@@ -67,18 +68,14 @@ def run_setup(sandbox: Sandbox, spec: TaskSpec) -> CheckResult | None:
 
 
 def lint_command(
-    sandbox: Sandbox, lint: str | bool | None, changed: Sequence[str], *, python_repo: bool
+    lint: str | bool | None, changed: Sequence[str], *, python_repo: bool
 ) -> str | None:
-    """The spec's lint command; or ruff on the changed Python files that still exist."""
+    """The spec's lint command; or ruff on the changed Python files."""
     if isinstance(lint, str):
         return lint
     if lint is False or not python_repo:
         return None
-    files = [
-        path
-        for path in dict.fromkeys(changed)
-        if path.endswith((".py", ".pyi")) and sandbox.read_file(path) is not None
-    ]
+    files = [path for path in dict.fromkeys(changed) if path.endswith((".py", ".pyi"))]
     if not files:
         return None
     return f"{DEFAULT_LINT} {' '.join(shlex.quote(f) for f in files)}"
@@ -201,9 +198,12 @@ def _plain_check(
 
 
 def _test_check(sandbox: Sandbox, command: str, timeout: int) -> CheckResult:
-    sandbox.run(f"rm -f {JUNIT_PATH}", 30)
-    result = sandbox.run(command, timeout, env=PYTEST_ENV)
-    counts, failing = _test_results(sandbox.read_file(JUNIT_PATH), result.output)
+    # A fresh, unguessable report path per run: no stale report to delete first (one exec
+    # less per iteration), and none the checked code could plant in advance.
+    junit = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
+    env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -p no:cacheprovider"}
+    result = sandbox.run(command, timeout, env=env)
+    counts, failing = _test_results(sandbox.read_file(junit), result.output)
     kept = tuple(
         FailedTest(t.name, tail(t.detail, DETAIL_CHARS)) for t in failing[:MAX_FAILING_TESTS]
     )

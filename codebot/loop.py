@@ -189,7 +189,8 @@ def _step(
         fb = context.render_feedback(number, spec.max_iterations, outcomes, unread + note, shown)
         return Retry(fb), outcomes, ()
     sandbox.sync(root, touched)
-    checks = run_checks(sandbox, spec, sorted(state.changed), python_repo=limits.python_repo)
+    existing = sorted(p for p in state.changed if (root / p).is_file())
+    checks = run_checks(sandbox, spec, existing, python_repo=limits.python_repo)
     if all(c.passed for c in checks):
         return Green(), outcomes, checks
     failures = unread + context.check_output(feedback_for_model(checks, limits.feedback_tokens))

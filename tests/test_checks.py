@@ -275,7 +275,7 @@ def test_default_lint_runs_ruff_on_changed_python_files(
     (tmp_path / "unchanged_bad.py").write_text("import sys\n")
     (tmp_path / "notes.md").write_text("import os\n")
     sandbox.sync(tmp_path)
-    changed = ["new mod.py", "math_ops.py", "deleted.py", "notes.md"]
+    changed = ["new mod.py", "math_ops.py", "notes.md"]
     lint, _test = run_checks(sandbox, spec(lint=None), changed, python_repo=True)
     assert lint.command == (
         "ruff check --no-cache --output-format=concise -- 'new mod.py' math_ops.py"
@@ -287,7 +287,7 @@ def test_default_lint_runs_ruff_on_changed_python_files(
 
 @pytest.mark.docker
 def test_default_lint_is_skipped_without_changed_python_files(sandbox: DockerSandbox) -> None:
-    for changed, python_repo in ((["notes.md", "deleted.py"], True), (["math_ops.py"], False)):
+    for changed, python_repo in ((["notes.md"], True), (["math_ops.py"], False)):
         checks = run_checks(sandbox, spec(lint=None), changed, python_repo=python_repo)
         assert [c.name for c in checks] == ["test"]
 
