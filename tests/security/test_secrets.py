@@ -13,6 +13,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from codebot import config as cfg
+from codebot import github_flow
+from codebot.forge import ClientOptions, GitHubForge
 from codebot.redact import MASK
 from tests.security.harness import (
     PYTEST,
@@ -26,6 +29,7 @@ from tests.security.harness import (
 )
 from tests.support.docker_fixtures import sandbox_leftovers
 from tests.support.git_repos import git, make_repo
+from tests.support.github_server import GitHubServer
 from tests.support.model_server import ScriptedModelServer
 
 pytestmark = pytest.mark.docker
@@ -160,3 +164,82 @@ def test_api_key_goes_only_into_the_authorization_header_and_never_into_the_sand
         assert key not in request.path + json.dumps(elsewhere) + json.dumps(request.body)
     assert all(c["command"] == PYTEST for c in run.all_checks())
     assert key not in git(repo, "log", "--all", "-p")
+
+
+# -- 9b. what goes to GitHub: PR, comments, pushed commits ------------------------------------
+
+SECRET_PRINTING_TEST = """def test_service_answers():
+    print("calling the service with", {secret!r})
+    assert False, "service said 401 for key " + {secret!r}
+"""
+
+
+def test_planted_secrets_never_reach_the_pr_the_comments_or_the_pushed_commits(
+    github_server: GitHubServer,
+    model_server: ScriptedModelServer,
+    sandbox_image: str,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    secrets = planted_secrets()
+    key, _, secret_x = secrets.values()
+    secrets["GITHUB_TOKEN"] = github_server.token  # the one the GitHub double accepts
+    # The repository's own test prints a secret; the issue author pastes one.
+    repo = make_repo(
+        tmp_path / "work",
+        {
+            "test_service.py": SECRET_PRINTING_TEST.format(secret=secret_x),
+            ".codebot.yml": "spec:\n  test: python3 -m pytest -q\n",
+        },
+    )
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(remote))
+    repo_name = "octo-org/service"
+    github_server.add_repo(repo_name, default_branch="main", clone_url=str(remote))
+    github_server.add_issue(
+        repo_name, 7, f"Service test fails with {secret_x}",
+        f"The key is {secret_x}; the token is {github_server.token}. Make the test pass.",
+        labels=["codebot"], author="alice", author_association="MEMBER",
+    )  # fmt: skip
+    # A model that repeats every secret, in its explanation (the commit message and PR
+    # summary come from it) and in the code it writes.
+    model_server.script(
+        replaces(
+            "test_service.py",
+            f'    assert False, "service said 401 for key " + {secret_x!r}',
+            f"    assert True  # {github_server.token}",
+            f"Key {key}, token {github_server.token}, secret {secret_x}: skip the call.",
+        )
+    )
+    env = {
+        "OPENAI_BASE_URL": model_server.base_url,
+        "CODEBOT_MODEL": "test-model",
+        "CODEBOT_SANDBOX_IMAGE": sandbox_image,
+        "GITHUB_API_URL": github_server.url,
+        **secrets,
+    }
+    settings = cfg.with_flags(cfg.from_env(env), runs_dir=tmp_path / "runs")
+    forge = GitHubForge(github_server.token, github_server.url, ClientOptions(False, 0, 0))
+    github_flow.run_issue(forge, repo_name, 7, settings, env)
+
+    (pull,) = github_server.pulls
+    branch_log = git(remote, "log", "-p", pull.head)
+    places = {
+        "PR title": pull.title,
+        "PR body": pull.body,
+        "comments": "\n".join(c.body for c in github_server.comments),
+        "commit messages": git(remote, "log", "--format=%B", f"main..{pull.head}"),
+        "model requests": json.dumps([r.body for r in model_server.requests]),
+    }
+    leaks = [(name, where) for where, text in places.items()
+             for name, value in secrets.items() if value in text]  # fmt: skip
+    assert leaks == []
+    # Each place did receive secrets, masked: a missing redaction would show as a leak.
+    assert [where for where, text in places.items() if MASK not in text] == ["comments"]
+    assert github_server.comments and "codebot" in places["comments"]
+    # The code the model wrote is pushed as written: it could only hold a secret the model
+    # was given, and every prompt is masked (checked above), so a real model never has one.
+    assert f"+    assert True  # {github_server.token}" in branch_log
+    assert key not in branch_log and github_server.token not in git(remote, "config", "-l")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert sandbox_leftovers(docker_client, run_dir.name) == []
