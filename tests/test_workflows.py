@@ -266,6 +266,7 @@ def test_action_declares_the_documented_inputs() -> None:
         "max-cost-usd",
         "draft",
         "label",
+        "setup-network",
         "python-version",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
@@ -284,6 +285,32 @@ def test_action_passes_the_api_key_to_codebot_only_through_env() -> None:
     assert run_step["env"]["OPENAI_API_KEY"] == "${{ inputs.api-key }}"
     assert run_step["env"]["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
     assert "codebot action" in run_step["run"]
+
+
+@pytest.mark.parametrize(
+    ("value", "exit_code", "network"),
+    [("true", 0, "1"), ("false", 0, "unset"), ("yes", 2, None)],
+)
+def test_setup_network_input_maps_to_the_operator_switch_or_is_refused(
+    value: str, exit_code: int, network: str | None, tmp_path: Path
+) -> None:
+    """Runs the action's own `run` script with `codebot` on PATH standing in for the CLI,
+    printing the switch it was given."""
+    steps = load(ACTION)["runs"]["steps"]
+    script = next(s for s in steps if s.get("id") == "run")["run"]
+    stub = tmp_path / "codebot"
+    stub.write_text('#!/bin/sh\necho "network=${CODEBOT_SANDBOX_NETWORK-unset}"\n')
+    stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CODEBOT_DRAFT": "auto",
+           "CODEBOT_SETUP_NETWORK": value, "CODEBOT_SANDBOX_NETWORK": "1"}  # fmt: skip
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+    assert done.returncode == exit_code, done.stderr
+    if network is None:
+        assert "::error::input setup-network must be true or false (got 'yes')" in done.stdout
+        assert "network=" not in done.stdout
+    else:
+        assert done.stdout.strip() == f"network={network}"
 
 
 def test_action_builds_the_sandbox_from_its_own_dockerfile() -> None:
