@@ -24,7 +24,7 @@ import yaml
 from codebot import config as cfg
 from codebot import context, report
 from codebot.checks import feedback_for_model, run_checks, run_setup
-from codebot.errors import ConfigError
+from codebot.errors import ConfigError, SandboxError
 from codebot.llm import OpenAIModel
 from codebot.loop import Limits, LoopResult, run_loop
 from codebot.protocols import Model
@@ -269,12 +269,26 @@ def solve(
             announce = _announce(on_event)
             result = run_loop(spec, model, sandbox, ws.path, prompt, limits, on_iteration,
                               prior.iterations if prior else ())  # fmt: skip
-    finally:
-        sandbox.close()
+    except BaseException:
+        _close(sandbox, on_event)  # the error in flight is the one to report
+        raise
+    left = _close(sandbox, on_event)
+    if left:  # e.g. the engine died: the run's own result stands, and names what is left
+        result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(ws, spec, settings, result, run_id, redact)
     timings["total_s"] = _lap(t0)
     return Solved(record_of(result, baseline, head), ws.diff(), prompt, redact)
+
+
+def _close(sandbox: DockerSandbox, on_event: Event) -> str:
+    """Remove the sandbox; what could not be removed, as one line ("" when all is gone)."""
+    try:
+        sandbox.close()
+    except SandboxError as exc:
+        on_event(f"warning: {exc.one_line()}")
+        return exc.one_line()
+    return ""
 
 
 def _commit(

@@ -201,7 +201,8 @@ class DockerSandbox:
         if failures:
             raise SandboxError(
                 f"could not remove sandbox resources: {'; '.join(failures)}",
-                f"remove them with `docker rm -f {self.name}` and `docker volume rm`",
+                f"remove them with `docker rm -f {self.name}` and "
+                f"`docker volume rm {' '.join(self.volumes)}`",
             )
 
     # -- internals ------------------------------------------------------------------------

@@ -93,15 +93,20 @@ class Workspace:
             self._repo.git.push("--porcelain", "origin", refspec, env=self._auth or None)
         except git.GitCommandError as exc:
             text = _stderr(exc)
-            if "non-fast-forward" in text or "fetch first" in text or "[rejected]" in text:
+            # --porcelain reports a rejected ref on stdout, the hints go to stderr.
+            said = f"{exc.stdout or ''} {text}"
+            if "non-fast-forward" in said or "fetch first" in said or "[rejected]" in said:
                 raise WorkspaceError(
                     f"the branch {self.branch} moved on the remote while codebot worked "
                     "(another run or a person pushed); nothing was pushed",
                     "run again to continue from the new tip",
                 ) from None
+            unreachable = any(sign in text for sign in _UNREACHABLE)
             raise WorkspaceError(
                 f"cannot push {self.branch} to {self.source}: {text}",
-                "check the token's contents:write permission and branch protection rules",
+                "check the repository URL, the network and the token's access"
+                if unreachable
+                else "check the token's contents:write permission and branch protection rules",
             ) from None
 
     def tracked_files(self) -> list[str]:
@@ -210,9 +215,20 @@ def _free_branch_name(repo: git.Repo, wanted: str) -> str:
     return f"{wanted}-{n}"
 
 
+# What git says when it never reached the remote (as opposed to being refused by it).
+_UNREACHABLE = (
+    "Could not read from remote repository",
+    "unable to access",
+    "does not appear to be a git repository",
+    "Could not resolve host",
+    "Failed to connect",
+)
+
+
 def _stderr(exc: git.GitCommandError) -> str:
-    text = str(exc.stderr or exc).strip().replace("\n", " ")
-    return text.removeprefix("stderr: ").strip("' ")
+    """git's complaint on one line, without the progress lines that name the temp clone."""
+    lines = str(exc.stderr or exc).strip().removeprefix("stderr: ").strip("' ").splitlines()
+    return " ".join(line.strip() for line in lines if not line.startswith("Cloning into"))
 
 
 def read_file_at(source: Path, ref: str | None, relpath: str) -> str | None:
