@@ -5,9 +5,8 @@ Both writable places (the workspace and /tmp) are tmpfs-backed *volumes*, not co
 tmpfs mounts: the daemon mounts volumes itself, so put_archive/get_archive see their files
 (they do not see a container `tmpfs=` mount), and the tmpfs size is a disk quota.
 
-Longer than the ~400-line guide because it is the whole Docker boundary: lifecycle, exec with
-its kill machinery, and the tar building for sync. The tar helpers at the bottom are pure and
-are what to move out first if this grows.
+Longer than the ~400-line guide because it is the whole Docker boundary: lifecycle, and exec
+with its kill machinery. What goes into the workspace (which files, as a tar) is `tree.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import posixpath
 import re
 import tarfile
@@ -29,6 +27,7 @@ import docker
 import docker.errors
 from docker.types import Mount
 
+from codebot import tree
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.records import ExecResult
@@ -105,14 +104,14 @@ class DockerSandbox:
     def sync(self, root: Path, paths: Sequence[str] | None = None) -> None:
         """Copy files under `root` into the workspace (never `.git`); delete missing `paths`."""
         root = root.resolve()
-        wanted = None if paths is None else [_safe_relpath(p) for p in paths]
-        members, missing = _collect(root, wanted)
+        wanted = None if paths is None else [tree.safe_relpath(p) for p in paths]
+        members, missing = tree.collect(root, wanted)
         with self._live():
             if missing:
                 targets = [posixpath.join(self.workdir, p) for p in missing]
                 self._exec(["rm", "-rf", "--", *targets])
             if members and not self._client.api.put_archive(
-                self.name, self.workdir, _tar(root, members)
+                self.name, self.workdir, tree.tar(root, members, SANDBOX_UID)
             ):
                 raise SandboxError(f"copying files into {self.name} failed", "see the daemon log")
 
@@ -476,91 +475,6 @@ def _translated(image: str, container: str = "") -> Iterator[None]:
 def _short(exc: BaseException) -> str:
     text = str(getattr(exc, "explanation", None) or exc)
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _safe_relpath(path: str) -> str:
-    norm = posixpath.normpath(path.replace(os.sep, "/"))
-    if norm.startswith("/") or norm in (".", "..") or norm.startswith("../"):
-        raise SandboxError(f"refusing to sync {path!r}: not inside the workspace", "")
-    return norm
-
-
-def _collect(root: Path, paths: Sequence[str] | None) -> tuple[dict[str, str], list[str]]:
-    """Tar member kinds (file/dir/link) by relative path, and paths to delete."""
-    members: dict[str, str] = {}
-    missing: list[str] = []
-    if paths is None:
-        _walk(root, root, members)
-    for rel in paths or ():
-        full = root / rel
-        if ".git" in rel.split("/") or not _inside(root, full.parent):
-            continue
-        if not os.path.lexists(full):
-            missing.append(rel)
-            continue
-        if full.is_dir() and not full.is_symlink():
-            _walk(root, full, members)
-        else:
-            _add(root, full, members)
-        _add_parents(rel, members)
-    members.pop(".", None)
-    return members, missing
-
-
-def _walk(root: Path, top: Path, members: dict[str, str]) -> None:
-    for dirpath, dirnames, filenames in os.walk(top):
-        here = Path(dirpath)
-        members[here.relative_to(root).as_posix()] = "dir"
-        links = [d for d in dirnames if (here / d).is_symlink()]
-        dirnames[:] = sorted(d for d in dirnames if d != ".git" and d not in links)
-        for name in [*links, *filenames]:
-            if name != ".git":
-                _add(root, here / name, members)
-
-
-def _add(root: Path, full: Path, members: dict[str, str]) -> None:
-    rel = full.relative_to(root).as_posix()
-    if full.is_symlink():
-        target = os.readlink(full)
-        if not os.path.isabs(target) and _inside(root, Path(os.path.realpath(full))):
-            members[rel] = "link"
-    elif full.is_file():
-        members[rel] = "file"
-
-
-def _add_parents(rel: str, members: dict[str, str]) -> None:
-    parent = posixpath.dirname(rel)
-    while parent:
-        members.setdefault(parent, "dir")
-        parent = posixpath.dirname(parent)
-
-
-def _inside(root: Path, path: Path) -> bool:
-    return Path(os.path.realpath(path)).is_relative_to(root)
-
-
-def _tar(root: Path, members: dict[str, str]) -> bytes:
-    """An archive owned by the sandbox user, so it can write its own workspace."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for rel in sorted(members):
-            full = root / rel
-            info = tarfile.TarInfo(rel)
-            info.uid = info.gid = SANDBOX_UID
-            info.mtime = int(full.lstat().st_mtime)
-            kind = members[rel]
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            elif kind == "link":
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
-                archive.addfile(info)
-            else:
-                data = full.read_bytes()
-                info.size = len(data)
-                info.mode = 0o755 if full.stat().st_mode & 0o100 else 0o644
-                archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def cgroup_memory(cfg: SandboxConfig) -> int:
