@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from codebot import config as cfg
@@ -59,3 +61,12 @@ def test_repo_file_can_only_add_protected_paths():
 def test_repo_file_with_wrong_type_names_key():
     with pytest.raises(ConfigError, match=r"sandbox\.pids"):
         cfg.with_repo_file(cfg.from_env({}), "sandbox:\n  pids: many\n")
+
+
+def test_the_readme_codebot_yml_example_is_accepted_as_written():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("may set only what cannot hurt the operator:", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = cfg.with_repo_file(cfg.from_env({}), example)
+    assert settings.spec_defaults["setup"].startswith("python3 -m pip install")
+    assert settings.sandbox.pids == 512 and "migrations/**" in settings.git.protected_paths
