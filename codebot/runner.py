@@ -229,6 +229,8 @@ def solve(
         )
 
     sandbox = DockerSandbox.start(settings.sandbox, run_id)
+    if sandbox.swept:
+        on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
     try:
         sandbox.sync(ws.path)
         timings["sandbox_ready_s"] = _lap(t0)

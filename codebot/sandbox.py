@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import os
 import posixpath
 import re
+import socket
 import tarfile
 import threading
 import time
@@ -33,6 +35,9 @@ from codebot.errors import SandboxError
 from codebot.records import ExecResult
 
 LABEL = "codebot.run"
+# Which process made a sandbox: "host/pid/start-time". A sandbox whose maker is gone (killed
+# with SIGKILL, or cut off by an engine that died) is removed by the next run on that host.
+OWNER_LABEL = "codebot.owner"
 SANDBOX_UID = 65534
 BASE_ENV: Mapping[str, str] = {
     # ~/.local/bin last: what a `pip install --user` adds never shadows a system command.
@@ -73,6 +78,7 @@ class DockerSandbox:
         self.volumes = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
         self._oom_kills = 0
         self._closed = False
+        self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
 
     @classmethod
     def start(cls, config: SandboxConfig, run_id: str) -> DockerSandbox:
@@ -85,6 +91,7 @@ class DockerSandbox:
         created = False
         try:
             with _translated(config.image):
+                sandbox.swept = sweep_abandoned(sandbox._client)
                 sandbox._preflight()
                 created = True
                 sandbox._create()
@@ -222,7 +229,7 @@ class DockerSandbox:
 
     def _create(self) -> None:
         cfg = self._config
-        labels = {LABEL: self.run_id}
+        labels = {LABEL: self.run_id, OWNER_LABEL: owner()}
         options = (
             f"size={cfg.disk},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,nosuid,nodev",
             f"size={cfg.tmp_size},mode=1777,nosuid,nodev",
@@ -408,6 +415,57 @@ def cleanup_orphans(run_id: str | None = None) -> int:
         finally:
             client.close()
     return removed
+
+
+def owner(pid: int | None = None) -> str:
+    """ "host/pid/start-time" of a process (this one by default); the start time tells a
+    reused pid apart. Empty start time where /proc is not there."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}/{pid}/{_start_time(pid) or ''}"
+
+
+def owner_gone(value: str) -> bool:
+    """Whether the process named by an OWNER_LABEL value has ended. Only a process of this
+    host can be judged: any other (or an unreadable label) counts as alive."""
+    host, _, rest = value.partition("/")
+    pid_text, _, started = rest.partition("/")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, someone else's
+    return bool(started) and _start_time(pid) not in (None, started)
+
+
+def sweep_abandoned(client: Any) -> list[str]:
+    """Remove the sandboxes (containers and volumes) whose maker process has ended; their
+    run ids. Sandboxes of live runs, and of other hosts sharing the engine, are left alone."""
+    api = client.api
+    found = {"label": OWNER_LABEL}
+    labelled = [c["Labels"] for c in api.containers(all=True, filters=found)]
+    labelled += [v.get("Labels") or {} for v in api.volumes(filters=found).get("Volumes") or []]
+    gone = sorted({lab[LABEL] for lab in labelled if LABEL in lab and owner_gone(lab[OWNER_LABEL])})
+    for run_id in gone:
+        run = {"label": f"{LABEL}={run_id}"}
+        for container in api.containers(all=True, filters=run):
+            _remove_quietly(api.remove_container, container["Id"])
+        for volume in api.volumes(filters=run).get("Volumes") or []:
+            with contextlib.suppress(docker.errors.APIError):
+                _remove_quietly(api.remove_volume, volume["Name"])
+    return gone
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _remove_patiently(remove: Any, name: str) -> None:

@@ -1,7 +1,8 @@
 """Ctrl-C at the command line while the sandbox runs a check: the user gets their terminal
 back with exit code 130, and nothing of the run is left anywhere.
 
-(SIGTERM while the model is thinking is covered in tests/test_cli.py.)
+(SIGTERM while the model is thinking is covered in tests/test_cli.py.) A run killed outright
+(SIGKILL) cannot clean up: the next run on the host removes what it left.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import sys
 
 import pytest
 
-from tests.faults.conftest import codebot_branches, write_spec
+from codebot.config import SandboxConfig
+from codebot.sandbox import DockerSandbox
+from tests.faults.conftest import DryRun, codebot_branches, write_spec
 from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
 from tests.support.docker_fixtures import LABEL, remove_leftovers, sandbox_leftovers
 from tests.support.git_repos import snapshot
 from tests.support.model_server import ScriptedModelServer
-from tests.test_end_to_end import MINUTES_DIFF, cli_env
+from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
 
 pytestmark = pytest.mark.docker
 
@@ -59,3 +62,48 @@ def test_ctrl_c_during_a_check_exits_130_and_leaves_no_container_and_no_branch(
     assert (record["stop_reason"], record["head_commit"]) == ("interrupted", None)
     assert record["run_id"] == run_id and not left
     assert snapshot(example_repo) == before and not codebot_branches(example_repo)
+
+
+def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
+    model_server: ScriptedModelServer,
+    example_repo,
+    tmp_path,
+    sandbox_image,
+    docker_client,
+    dry_run: DryRun,
+    run_ids,
+):
+    """SIGKILL gives codebot no chance to clean up: its sandbox (whose keeper would run
+    forever) stays until the next run on this host sees that its maker is gone. A sandbox
+    whose maker is alive (this test process) is left alone."""
+    live = DockerSandbox.start(SandboxConfig(image=sandbox_image), run_ids())
+    model_server.script(MINUTES_DIFF)
+    command, token = tagged(SLOW_AFTER_EDIT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codebot", "dry-run", str(write_spec(tmp_path, test=command)),
+         "--repo", str(example_repo), "--runs-dir", "killed-runs"],
+        cwd=tmp_path, env=cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        killed = str(container_running_slow_check(docker_client, model_server, token).labels[LABEL])
+        proc.kill()
+        proc.communicate(timeout=30)
+        stranded = sandbox_leftovers(docker_client, killed)
+
+        model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+        run = dry_run()
+        left = sandbox_leftovers(docker_client, killed)
+        alive = sandbox_leftovers(docker_client, live.run_id)
+    finally:
+        live.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    remove_leftovers(docker_client, killed)
+
+    assert len(stranded) == 3, stranded  # container and both volumes, all still there
+    assert left == []
+    assert f"sandbox: removed what killed runs left behind: {killed}" in run.events
+    assert len(alive) == 3
+    run.assert_nothing_lost(docker_client, "passed")
