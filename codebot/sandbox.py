@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import posixpath
 import re
-import socket
 import tarfile
 import threading
 import time
@@ -32,6 +30,7 @@ from docker.types import Mount
 from codebot import tree
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
+from codebot.owner import owner, owner_gone
 from codebot.records import ExecResult
 
 LABEL = "codebot.run"
@@ -417,30 +416,6 @@ def cleanup_orphans(run_id: str | None = None) -> int:
     return removed
 
 
-def owner(pid: int | None = None) -> str:
-    """ "host/pid/start-time" of a process (this one by default); the start time tells a
-    reused pid apart. Empty start time where /proc is not there."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}/{pid}/{_start_time(pid) or ''}"
-
-
-def owner_gone(value: str) -> bool:
-    """Whether the process named by an OWNER_LABEL value has ended. Only a process of this
-    host can be judged: any other (or an unreadable label) counts as alive."""
-    host, _, rest = value.partition("/")
-    pid_text, _, started = rest.partition("/")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, someone else's
-    return bool(started) and _start_time(pid) not in (None, started)
-
-
 def sweep_abandoned(client: Any) -> list[str]:
     """Remove the sandboxes (containers and volumes) whose maker process has ended; their
     run ids. Sandboxes of live runs, and of other hosts sharing the engine, are left alone."""
@@ -457,15 +432,6 @@ def sweep_abandoned(client: Any) -> list[str]:
             with contextlib.suppress(docker.errors.APIError):
                 _remove_quietly(api.remove_volume, volume["Name"])
     return gone
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _remove_patiently(remove: Any, name: str) -> None:

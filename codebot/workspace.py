@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import git
 
 from codebot.errors import WorkspaceError
+from codebot.owner import owner, owner_gone
 
 _PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 
@@ -46,12 +47,12 @@ class Workspace:
                 "fix `base:` in the spec or fetch that branch",
             ) from None
         branch = _free_branch_name(src, f"{prefix}{slug}")
-        path = Path(tempfile.mkdtemp(prefix="codebot-ws-"))
+        path = _new_clone_dir()
         try:
             repo = git.Repo.clone_from(str(src.working_dir), path, no_checkout=True)
             repo.git.checkout("-b", branch, base_commit)
         except git.GitCommandError as exc:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_clone_dir(path)
             raise WorkspaceError(
                 f"cannot clone {source}: {_stderr(exc)}", "check the repo"
             ) from None
@@ -63,7 +64,7 @@ class Workspace:
         top); otherwise it starts from `base`. The token reaches git only through the
         environment of each call: never argv, never .git/config."""
         auth = _auth_env(url, token)
-        path = Path(tempfile.mkdtemp(prefix="codebot-ws-"))
+        path = _new_clone_dir()
         try:
             repo = git.Repo.clone_from(url, path, env=auth, no_checkout=True)
             remote = {ref.remote_head for ref in repo.remotes.origin.refs}
@@ -76,13 +77,13 @@ class Workspace:
                 repo.git.checkout("-b", branch, f"origin/{base}")
                 base_commit = repo.head.commit.hexsha
         except git.GitCommandError as exc:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_clone_dir(path)
             raise WorkspaceError(
                 f"cannot clone {_display(url)}: {_stderr(exc)}",
                 "check the repository URL, the network and the token's access",
             ) from None
         except WorkspaceError:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_clone_dir(path)
             raise
         return cls(_display(url), path, branch, base, base_commit, repo, auth)
 
@@ -163,7 +164,7 @@ class Workspace:
 
     def cleanup(self) -> None:
         self._repo.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_clone_dir(self.path)
 
 
 def _auth_env(url: str, token: str | None) -> dict[str, str]:
@@ -223,6 +224,30 @@ _UNREACHABLE = (
     "Could not resolve host",
     "Failed to connect",
 )
+
+
+_CLONE_DIR_PREFIX = "codebot-ws-"
+
+
+def _new_clone_dir() -> Path:
+    """`<tmp>/codebot-ws-XXXX/repo` for a clone, its parent marked with this process as the
+    owner. First removes the clone dirs of ended processes: a run killed outright (SIGKILL)
+    cannot remove its own."""
+    for top in Path(tempfile.gettempdir()).glob(_CLONE_DIR_PREFIX + "*"):
+        try:
+            gone = owner_gone((top / "owner").read_text(encoding="utf-8"))
+        except OSError:
+            continue  # not one of ours, or being made right now
+        if gone:
+            shutil.rmtree(top, ignore_errors=True)
+    top = Path(tempfile.mkdtemp(prefix=_CLONE_DIR_PREFIX))
+    (top / "owner").write_text(owner(), encoding="utf-8")
+    return top / "repo"
+
+
+def _remove_clone_dir(path: Path) -> None:
+    top = path.parent if path.parent.name.startswith(_CLONE_DIR_PREFIX) else path
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def _stderr(exc: git.GitCommandError) -> str:

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from codebot.sandbox import owner, owner_gone
+from codebot.owner import owner, owner_gone
 
 
 def test_this_process_is_not_gone() -> None:

@@ -1,6 +1,11 @@
+import subprocess
+import sys
+import tempfile
+
 import pytest
 
 from codebot.errors import WorkspaceError
+from codebot.owner import owner
 from codebot.workspace import Workspace, read_file_at
 from tests.support.git_repos import git, make_repo, snapshot
 
@@ -114,3 +119,34 @@ def test_read_file_at_reads_committed_content_only(repo):
     (repo / ".codebot.yml").write_text("uncommitted: true\n")
     assert read_file_at(repo, None, "a.py") == "x = 1\n"
     assert read_file_at(repo, None, ".codebot.yml") is None
+
+
+def test_cleanup_removes_the_whole_temp_dir(tmp_path):
+    repo = make_repo(tmp_path / "user", {"a.py": "x = 1\n"})
+    ws = Workspace.create(repo, "t", None, "codebot/")
+    top = ws.path.parent
+    assert top.name.startswith("codebot-ws-") and (top / "owner").is_file()
+    ws.cleanup()
+    assert not top.exists()
+
+
+def test_clone_dirs_of_ended_processes_are_removed_when_a_workspace_is_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_owner = owner(child.pid)
+    child.wait()
+    dirs = {}
+    for name, text in (("dead", dead_owner), ("live", owner()), ("unmarked", None)):
+        dirs[name] = tmp_path / "tmp" / f"codebot-ws-{name}"
+        (dirs[name] / "repo").mkdir(parents=True)
+        if text is not None:
+            (dirs[name] / "owner").write_text(text)
+    repo = make_repo(tmp_path / "user", {"a.py": "x = 1\n"})
+
+    ws = Workspace.create(repo, "t", None, "codebot/")
+    try:
+        assert ws.path.is_relative_to(tmp_path / "tmp")
+        assert [n for n, d in dirs.items() if d.exists()] == ["live", "unmarked"]
+    finally:
+        ws.cleanup()

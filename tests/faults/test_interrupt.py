@@ -7,11 +7,14 @@ back with exit code 130, and nothing of the run is left anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +67,16 @@ def test_ctrl_c_during_a_check_exits_130_and_leaves_no_container_and_no_branch(
     assert snapshot(example_repo) == before and not codebot_branches(example_repo)
 
 
+def clone_dirs_of(pid: int) -> list[Path]:
+    """The temp clone dirs made by process `pid` (each holds an `owner` file naming it)."""
+    found = []
+    for top in Path(tempfile.gettempdir()).glob("codebot-ws-*"):
+        with contextlib.suppress(OSError):
+            if (top / "owner").read_text().split("/")[1] == str(pid):
+                found.append(top)
+    return found
+
+
 def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
     model_server: ScriptedModelServer,
     example_repo,
@@ -90,11 +103,13 @@ def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
         proc.kill()
         proc.communicate(timeout=30)
         stranded = sandbox_leftovers(docker_client, killed)
+        (clone,) = clone_dirs_of(proc.pid)
 
         model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
         run = dry_run()
         left = sandbox_leftovers(docker_client, killed)
         alive = sandbox_leftovers(docker_client, live.run_id)
+        clone_left = clone.exists()
     finally:
         live.close()
         if proc.poll() is None:
@@ -103,7 +118,7 @@ def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
     remove_leftovers(docker_client, killed)
 
     assert len(stranded) == 3, stranded  # container and both volumes, all still there
-    assert left == []
+    assert left == [] and not clone_left  # and the killed run's temp clone went too
     assert f"sandbox: removed what killed runs left behind: {killed}" in run.events
     assert len(alive) == 3
     run.assert_nothing_lost(docker_client, "passed")
