@@ -253,6 +253,11 @@ def _reason(result: ExecResult, timeout: float, counts: dict[str, int] | None) -
     """A short human cause of a failure; empty for a pass."""
     if _passed(result):
         return ""
+    cause = _cause(result, timeout, counts)
+    return cause + "; the process limit was hit" if result.pids_limited else cause
+
+
+def _cause(result: ExecResult, timeout: float, counts: dict[str, int] | None) -> str:
     if result.timed_out:
         return f"timed out after {timeout:g}s"
     if result.oom_killed:

@@ -92,6 +92,7 @@ class ExecResult:
     timed_out: bool = False
     truncated: bool = False
     oom_killed: bool = False
+    pids_limited: bool = False  # a fork was refused at the sandbox's process limit
 
 
 CheckName = Literal["setup", "build", "lint", "test"]

@@ -57,10 +57,12 @@ REMOVE_WAIT_S = 10.0
 # would die of (the kernel drops the rest for a namespace's init); removal uses SIGKILL.
 _KEEPER = ["sh", "-c", "trap '' TERM INT; while :; do sleep 3600 & wait; done"]
 _KILL_ALL = ["kill", "-9", "-1"]
-# Kill what a command left running, then read the cgroup's OOM-kill counter (v2, then v1).
+# Kill what a command left running, then read the cgroup's counters (v2, then v1): OOM kills,
+# and forks refused at the pids limit.
 _AFTER_RUN = (
     "kill -9 -1 2>/dev/null; cat /sys/fs/cgroup/memory.events "
-    "/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; true"
+    "/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; echo pids; "
+    "cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null; true"
 )
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 
@@ -76,6 +78,7 @@ class DockerSandbox:
         self.name = f"codebot-{run_id}"
         self.volumes = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
         self._oom_kills = 0
+        self._forks_refused = 0
         self._closed = False
         self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
 
@@ -149,7 +152,7 @@ class DockerSandbox:
                         raise
             exit_code = self._exit_code(exec_id)
             duration = time.monotonic() - started
-            oom_kills = self._after_run()
+            oom_kills, forks_refused = self._after_run()
         timed_out = dog.fired.is_set() or (exit_code in (124, 137) and duration >= timeout_s)
         if exit_code is None:
             exit_code = 124 if timed_out else -1
@@ -162,6 +165,7 @@ class DockerSandbox:
             timed_out=timed_out,
             truncated=truncated,
             oom_killed=self._oom_seen(oom_kills, exit_code, timed_out),
+            pids_limited=self._pids_limit_hit(forks_refused),
         )
 
     def read_file(self, path: str) -> bytes | None:
@@ -297,8 +301,9 @@ class DockerSandbox:
             time.sleep(0.05)
         return None
 
-    def _after_run(self) -> int | None:
-        """Clean up after a command and return the OOM-kill count. The script always exits 0
+    def _after_run(self) -> tuple[int | None, int | None]:
+        """Clean up after a command; return the cgroup's OOM-kill count and its count of forks
+        refused at the pids limit (None where not readable). The script always exits 0
         in a live container: anything else means the container is being killed or removed,
         and the command's death must not pass for a failed check."""
         api = self._client.api
@@ -314,8 +319,18 @@ class DockerSandbox:
                 + (f" ({said[0][:200]})" if said else ""),
                 GONE_FIX,
             )
-        match = re.search(rb"^oom_kill (\d+)$", output, re.MULTILINE)
-        return int(match.group(1)) if match else None
+        memory, _, pids = (b"\n" + output).partition(b"\npids\n")
+        oom = re.search(rb"^oom_kill (\d+)$", memory, re.MULTILINE)
+        refused = re.search(rb"^max (\d+)$", pids, re.MULTILINE)
+        return (int(oom.group(1)) if oom else None, int(refused.group(1)) if refused else None)
+
+    def _pids_limit_hit(self, forks_refused: int | None) -> bool:
+        """The cgroup refused a fork at the pids limit since the last command."""
+        if forks_refused is None:
+            return False
+        hit = forks_refused > self._forks_refused
+        self._forks_refused = forks_refused
+        return hit
 
     def _oom_seen(self, oom_kills: int | None, exit_code: int, timed_out: bool) -> bool:
         """The cgroup's OOM-kill counter went up; without a counter, 137 that was no timeout."""

@@ -371,6 +371,14 @@ def test_out_of_memory_is_reported(start: StartSandbox) -> None:
     assert not result.timed_out
 
 
+def test_hitting_the_process_limit_is_reported_for_that_command_only(start: StartSandbox) -> None:
+    sandbox = start(pids=20)
+    hit = sandbox.run("for i in $(seq 1 40); do sleep 5 & done 2>/dev/null; exit 1", 30)
+    after = sandbox.run("exit 1", 10)
+    assert hit.pids_limited and not hit.oom_killed
+    assert not after.pids_limited  # the counter is compared, not just read
+
+
 def test_files_in_the_workspace_do_not_eat_the_process_memory_limit(start: StartSandbox) -> None:
     sandbox = start(memory="96m", disk="128m", tmp_size="16m")
     command = "dd if=/dev/zero of=big bs=1M count=100 && python3 -c 'b = bytearray(64 * 2**20)'"

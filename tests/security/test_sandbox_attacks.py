@@ -90,7 +90,7 @@ def test_fork_bomb_hits_the_pids_limit_and_the_host_and_the_run_carry_on(
         run = bot.run(repo_with(tmp_path), spec_fields(max_iterations=2, timeout=20))
 
     check = run.iteration_test(1)
-    assert not check["passed"] and check["reason"] == "1 test failed"
+    assert not check["passed"] and check["reason"] == "1 test failed; the process limit was hit"
     report = evidence(check)
     assert report["refused"] == "Resource temporarily unavailable", report
     assert report["max"] == "256" and report["peak"] in ("256", None), report  # the default
