@@ -25,6 +25,11 @@ MAX_FAILING_TESTS = 50  # kept in the run record; the counts still say how many 
 MIN_TEST_CHARS = 300  # below this a traceback tail is useless: list fewer tests instead
 CHARS_PER_TOKEN = 4
 CUT = "[...]\n"
+# What a connection or name lookup says when there is no network at all.
+_NETWORK_FAILURE = re.compile(
+    r"Network is unreachable|Temporary failure in name resolution|Name or service not known"
+    r"|Could not resolve host|No address associated with hostname"
+)
 _OUTCOMES = (("failure", "failed"), ("error", "errors"), ("skipped", "skipped"))
 _SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+|no tests ran) in \d+(?:\.\d+)?s", re.MULTILINE)
 _SUMMARY_KEYS = {
@@ -254,7 +259,11 @@ def _reason(result: ExecResult, timeout: float, counts: dict[str, int] | None) -
     if _passed(result):
         return ""
     cause = _cause(result, timeout, counts)
-    return cause + "; the process limit was hit" if result.pids_limited else cause
+    if result.pids_limited:
+        cause += "; the process limit was hit"
+    if _NETWORK_FAILURE.search(result.output):
+        cause += "; the sandbox has no network"
+    return cause
 
 
 def _cause(result: ExecResult, timeout: float, counts: dict[str, int] | None) -> str:

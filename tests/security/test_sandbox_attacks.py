@@ -247,7 +247,7 @@ def test_generated_code_reaches_no_host_listener_and_resolves_no_name(
         time.sleep(0.3)  # let a late connection show up in the log
 
     check = run.iteration_test(1)
-    assert not check["passed"] and check["reason"] == "1 test failed"
+    assert not check["passed"] and check["reason"] == "1 test failed; the sandbox has no network"
     report = evidence(check)
     assert report["127.0.0.1"].startswith("ConnectionRefusedError")  # the sandbox's own lo
     assert report[gateway] == "OSError: Network is unreachable"
