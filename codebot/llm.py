@@ -62,6 +62,14 @@ class OpenAIModel:
         self._config = config
         self._redact = Redactor.of([config.api_key])
         self._base_url = config.base_url or DEFAULT_BASE_URL
+        # Request options; a model that refuses one (OpenAI's reasoning models refuse
+        # max_tokens and a temperature other than 1) gets the request again without it.
+        self._options: dict[str, Any] = {
+            "temperature": config.temperature,
+            "max_tokens": config.max_output_tokens,
+            "seed": SEED,
+        }
+        self.adjustments: list[str] = []
         self._client = openai.OpenAI(
             base_url=self._base_url,
             api_key=config.api_key or "not-needed",
@@ -101,20 +109,38 @@ class OpenAIModel:
         )
 
     def _post(self, params: list[ChatCompletionMessageParam], sent: int) -> tuple[bytes, int]:
-        """One SDK call (with its own retries): the raw reply body and requests sent so far."""
-        try:
-            raw = self._client.chat.completions.with_raw_response.create(
-                model=self.name,
-                messages=params,
-                temperature=self._config.temperature,
-                max_tokens=self._config.max_output_tokens,
-                seed=SEED,
-            )
-            return raw.http_response.content, sent + raw.retries_taken + 1
-        except openai.OpenAIError as exc:
-            failure = self._translate(exc, sent + _requests_made(exc, self._config))
-        # Raised outside `except` so the SDK error, which may quote the key, is not chained.
-        raise failure
+        """One SDK call (with its own retries): the raw reply body and requests sent so far.
+        A 400 that refuses one of the request options is sent again without it."""
+        for _ in range(len(self._options) + 1):
+            try:
+                raw = self._client.chat.completions.with_raw_response.create(
+                    model=self.name, messages=params, **self._options
+                )
+                return raw.http_response.content, sent + raw.retries_taken + 1
+            except openai.OpenAIError as exc:
+                sent += _requests_made(exc, self._config)
+                if isinstance(exc, openai.BadRequestError) and self._adjust(exc):
+                    continue
+                failure = self._translate(exc, sent)
+            # Raised outside `except` so the SDK error, which may quote the key, is not chained.
+            raise failure
+        raise ModelError(f"the LLM endpoint at {self._url()} refused every request option")
+
+    def _adjust(self, exc: openai.BadRequestError) -> bool:
+        """Drop (or, for max_tokens, rename) the option the server says it does not support."""
+        detail, param = self._detail(exc), str(getattr(exc, "param", None) or "")
+        refused = "unsupported" in detail.lower() or "not supported" in detail.lower()
+        for name in list(self._options):
+            if param != name and not (refused and f"'{name}'" in detail):
+                continue
+            value = self._options.pop(name)
+            if name == "max_tokens":  # "Use 'max_completion_tokens' instead."
+                self._options["max_completion_tokens"] = value
+                self.adjustments.append("max_tokens sent as max_completion_tokens")
+            else:
+                self.adjustments.append(f"{name} left out (the model refused {value!r})")
+            return True
+        return False
 
     def _translate(self, exc: openai.OpenAIError, attempts: int) -> ModelError:
         url = self._url()

@@ -175,6 +175,8 @@ class RunRecord:
     head_commit: str | None = None
     files_changed: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    # Request options the endpoint refused and the run did without (e.g. temperature).
+    model_adjustments: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

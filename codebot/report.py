@@ -188,6 +188,8 @@ def _run_table(record: RunRecord) -> list[str]:
         f"| {u.prompt_tokens:,} / {u.completion_tokens:,} | {cost} "
         f"| {'' if total is None else f'{total:.1f}s'} | `{record.run_id}` |",
         "",
+        *(f"The endpoint refused a request option: {note}." for note in record.model_adjustments),
+        *([""] if record.model_adjustments else []),
     ]
 
 

@@ -218,6 +218,7 @@ def solve(
             head_commit=head,
             files_changed=tuple(ws.changed_files()) if head or result.changed else (),
             timings=timings,
+            model_adjustments=tuple(getattr(model.inner, "adjustments", ())),
         )
 
     def checkpoint(baseline: tuple[CheckResult, ...], done: list[Iteration]) -> None:

@@ -313,14 +313,65 @@ def test_context_length_error_is_named(model_server: ScriptedModelServer, refusa
 
 
 def test_other_bad_requests_show_the_servers_reason(model_server: ScriptedModelServer) -> None:
-    model_server.script(Turn.error(400, "Unsupported parameter: 'max_tokens'"))
+    model_server.script(Turn.error(400, "Invalid 'messages[0].role': 'robot'"))
 
     error = error_from(model_for(model_server))
 
     assert error.cause.endswith(
-        "refused the request (HTTP 400): Unsupported parameter: 'max_tokens'"
+        "refused the request (HTTP 400): Invalid 'messages[0].role': 'robot'"
     )
     assert len(model_server.requests) == 1
+
+
+# OpenAI's wording for its reasoning models (o-series, gpt-5), which refuse these options.
+NO_MAX_TOKENS = Turn.error(
+    400,
+    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+    "Use 'max_completion_tokens' instead.",
+    code="unsupported_parameter",
+)
+NO_TEMPERATURE = Turn.error(
+    400,
+    "Unsupported value: 'temperature' does not support 0.0 with this model. "
+    "Only the default (1) value is supported.",
+    code="unsupported_value",
+)
+
+
+def test_a_model_refusing_max_tokens_and_temperature_gets_the_request_without_them(
+    model_server: ScriptedModelServer,
+) -> None:
+    model_server.script(NO_MAX_TOKENS, NO_TEMPERATURE, "patch", "second")
+    model = model_for(model_server, max_output_tokens=777)
+
+    assert model.complete(ASK).text == "patch"
+    assert model.complete(ASK).text == "second"  # remembered: no refusal the second time
+
+    bodies = [r.body for r in model_server.requests]
+    assert [
+        ("max_tokens" in b, "max_completion_tokens" in b, "temperature" in b) for b in bodies
+    ] == [
+        (True, False, True),
+        (False, True, True),
+        (False, True, False),
+        (False, True, False),
+    ]
+    assert bodies[-1]["max_completion_tokens"] == 777 and bodies[-1]["seed"] == 0
+    assert model.adjustments == [
+        "max_tokens sent as max_completion_tokens",
+        "temperature left out (the model refused 0.0)",
+    ]
+
+
+def test_a_refused_option_named_only_in_the_param_field_is_dropped(
+    model_server: ScriptedModelServer,
+) -> None:
+    model_server.script(Turn.error(400, "bad request", param="seed"), "ok")
+    model = model_for(model_server)
+
+    assert model.complete(ASK).text == "ok"
+    assert "seed" not in model_server.requests[1].body
+    assert model.adjustments == ["seed left out (the model refused 0)"]
 
 
 def test_credentials_in_the_base_url_are_not_shown() -> None:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 from codebot.records import CheckResult, EditOutcome, Iteration, Message, RunRecord, Usage
@@ -47,6 +48,18 @@ def test_pr_body_is_honest_about_a_failed_run_and_unknown_cost():
     body = render_pr_body(_record(stop="max_iterations", cost=None), PATCH)
     assert "⚠️ **stopped: iteration limit reached" in body
     assert "unknown" in body
+
+
+def test_pr_body_says_which_request_options_the_endpoint_refused():
+    assert "refused a request option" not in render_pr_body(_record(), PATCH)
+    record = dataclasses.replace(
+        _record(), model_adjustments=("temperature left out (the model refused 0.0)",)
+    )
+    body = render_pr_body(record, PATCH)
+    assert (
+        "The endpoint refused a request option: temperature left out (the model refused 0.0)."
+        in body
+    )
 
 
 def test_explanation_stops_before_the_first_block_and_its_path_line():

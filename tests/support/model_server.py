@@ -59,10 +59,11 @@ class Turn:
         message: str = "scripted failure",
         *,
         code: str | None = None,
+        param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Turn:
         """An OpenAI-style error body, e.g. `Turn.error(429, headers={"retry-after-ms": "1"})`."""
-        error = {"message": message, "type": "scripted_error", "code": code}
+        error = {"message": message, "type": "scripted_error", "param": param, "code": code}
         return cls(status=status, body=_json({"error": error}), headers=headers or {})
 
     @classmethod
