@@ -200,22 +200,32 @@ def _run_remote(
             _say(forge, target, redact, f"🤖 codebot is working on this in branch `{ws.branch}`.")
             solved = solve(spec, settings, ws, env, on_event)
             record = solved.record
-            files = report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
-                                     solved.prompt, redact, target.closes)  # fmt: skip
+
+            def write(record: RunRecord) -> report.RunFiles:
+                return report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
+                                        solved.prompt, redact, target.closes)  # fmt: skip
+
+            files = write(record)
             pull = None
             if record.head_commit is not None:
-                ws.push()
-                on_event(f"pushed {ws.branch}")
-                pull = forge.open_or_update_pr(
-                    repo.full_name,
-                    head=ws.branch,
-                    base=repo.default_branch,
-                    title=redact(target.title or spec.title),
-                    body=redact(report.render_pr_body(record, solved.patch, target.closes)),
-                    draft=_draft(settings.github.draft, record.passed),
-                    labels=settings.github.labels,
-                    reviewers=settings.github.reviewers,
-                )
+                try:
+                    ws.push()
+                    on_event(f"pushed {ws.branch}")
+                    pull = forge.open_or_update_pr(
+                        repo.full_name,
+                        head=ws.branch,
+                        base=repo.default_branch,
+                        title=redact(target.title or spec.title),
+                        body=redact(report.render_pr_body(record, solved.patch, target.closes)),
+                        draft=_draft(settings.github.draft, record.passed),
+                        labels=settings.github.labels,
+                        reviewers=settings.github.reviewers,
+                    )
+                except CodebotError as exc:
+                    write(replace(record, published=f"not published: {exc.one_line()}"))
+                    raise
+                record = replace(record, published=f"pushed {ws.branch}; pull request {pull.url}")
+                files = write(record)
             _say(forge, target, redact, _final_comment(record, pull))
             return GitHubOutcome(record.stop_reason, record, files, pull)
         except CodebotError as exc:

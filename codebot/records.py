@@ -177,6 +177,8 @@ class RunRecord:
     timings: dict[str, float] = field(default_factory=dict)
     # Request options the endpoint refused and the run did without (e.g. temperature).
     model_adjustments: tuple[str, ...] = ()
+    # On GitHub: where the result went ("pushed BRANCH; pull request URL"), or why it did not.
+    published: str = ""
 
     @property
     def passed(self) -> bool:

@@ -107,6 +107,10 @@ def test_issue_becomes_one_pr_from_a_passing_branch(
     assert said[-1].startswith(f"✅ Pull request #{pull.number} is ready for review")
     (issue,) = hub.issues
     assert issue.labels == ["codebot"]  # the run's lock label is gone
+    assert out.pull is not None
+    assert out.record.published == f"pushed {branch}; pull request {out.pull.url}"
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    assert json.loads(run_json.read_text())["published"] == out.record.published
     assert hub.token not in json.dumps([c.body for c in hub.comments]) + pull.body
 
 

@@ -157,6 +157,10 @@ def test_a_branch_that_moved_during_the_run_keeps_the_other_commit_and_gets_no_p
     assert git(remote, "rev-parse", BRANCH) == theirs  # no force push, nothing on top
     assert heads(remote) == [BRANCH, "main"]
     assert not hub.pulls
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    record = json.loads(run_json.read_text())
+    assert record["head_commit"]  # there was a commit to publish; it was not
+    assert record["published"] == f"not published: {error.one_line()}"
     assert "\n" not in error.one_line() and error.fix
     assert issue_comments(hub)[-1] == f"⚠️ codebot stopped: {error.one_line()}"
     assert [i.labels for i in hub.issues] == [["codebot"]]  # the run's lock is released
