@@ -16,6 +16,7 @@ import functools
 import io
 import posixpath
 import re
+import secrets
 import tarfile
 import threading
 import time
@@ -59,10 +60,18 @@ _KEEPER = ["sh", "-c", "trap '' TERM INT; while :; do sleep 3600 & wait; done"]
 _KILL_ALL = ["kill", "-9", "-1"]
 # Kill what a command left running, then read the cgroup's counters (v2, then v1): OOM kills,
 # and forks refused at the pids limit.
-_AFTER_RUN = (
-    "kill -9 -1 2>/dev/null; cat /sys/fs/cgroup/memory.events "
-    "/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; echo pids; "
-    "cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null; true"
+_COUNTERS = (
+    "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; "
+    "echo pids; cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null"
+)
+_AFTER_RUN = f"kill -9 -1 2>/dev/null; {_COUNTERS}; true"
+# A command runs inside this wrapper, which does the same after it, in the same exec (one
+# exec per check, not two): $1 the time limit, $2 the command, $3 a mark that starts the
+# counters at the end of the output. `kill -1` spares the caller, so the wrapper lives on;
+# after it nothing of the command's is left to write, so the last mark is the wrapper's.
+_WRAPPER = (
+    'timeout --kill-after=2 "$1" sh -c "$2"; rc=$?; kill -9 -1 2>/dev/null; '
+    f'printf "\\n%s\\n" "$3"; {_COUNTERS}; exit $rc'
 )
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 
@@ -129,7 +138,8 @@ class DockerSandbox:
     ) -> ExecResult:
         """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
         limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
-        argv = ["timeout", "--kill-after=2", limit, "sh", "-c", command]
+        mark = f"codebot-counters-{secrets.token_hex(8)}"
+        argv = ["sh", "-c", _WRAPPER, "sh", limit, command, mark]
         api = self._client.api
         started = time.monotonic()
         with self._live():
@@ -152,11 +162,16 @@ class DockerSandbox:
                         raise
             exit_code = self._exit_code(exec_id)
             duration = time.monotonic() - started
-            oom_kills, forks_refused = self._after_run()
+            text, truncated = output.text()
+            text, sep, counters = text.rpartition(f"\n{mark}\n")
+            if sep:
+                oom_kills, forks_refused = _read_counters(counters.encode())
+            else:  # the wrapper did not finish (the watchdog, or the container went away)
+                text = counters
+                oom_kills, forks_refused = self._after_run()
         timed_out = dog.fired.is_set() or (exit_code in (124, 137) and duration >= timeout_s)
         if exit_code is None:
             exit_code = 124 if timed_out else -1
-        text, truncated = output.text()
         return ExecResult(
             command=command,
             exit_code=exit_code,
@@ -319,10 +334,7 @@ class DockerSandbox:
                 + (f" ({said[0][:200]})" if said else ""),
                 GONE_FIX,
             )
-        memory, _, pids = (b"\n" + output).partition(b"\npids\n")
-        oom = re.search(rb"^oom_kill (\d+)$", memory, re.MULTILINE)
-        refused = re.search(rb"^max (\d+)$", pids, re.MULTILINE)
-        return (int(oom.group(1)) if oom else None, int(refused.group(1)) if refused else None)
+        return _read_counters(output)
 
     def _pids_limit_hit(self, forks_refused: int | None) -> bool:
         """The cgroup refused a fork at the pids limit since the last command."""
@@ -413,6 +425,14 @@ def ping(image: str | None = None) -> None:
                 client.images.get(image)
     finally:
         client.close()
+
+
+def _read_counters(output: bytes) -> tuple[int | None, int | None]:
+    """The OOM-kill and refused-fork counts from `_COUNTERS` output (None if unreadable)."""
+    memory, _, pids = (b"\n" + output).partition(b"\npids\n")
+    oom = re.search(rb"^oom_kill (\d+)$", memory, re.MULTILINE)
+    refused = re.search(rb"^max (\d+)$", pids, re.MULTILINE)
+    return (int(oom.group(1)) if oom else None, int(refused.group(1)) if refused else None)
 
 
 def cleanup_orphans(run_id: str | None = None) -> int:
