@@ -186,6 +186,13 @@ class GitHubForge:
         warnings = tuple(w for r in reviewers if (w := self._request_review(pull, full_name, r)))
         return replace(_pull_info(pull), created=created, warnings=warnings)
 
+    def open_pr_body(self, full_name: str, head: str) -> str | None:
+        """The body of the open PR from branch `head`; None when there is none."""
+        repo = self._repo(full_name)
+        with self._calling(f"listing pull requests of {full_name}"):
+            pull = self._find_open(repo, full_name, head)
+        return None if pull is None else pull.body or ""
+
     def is_protected(self, full_name: str, branch: str) -> bool:
         """Whether `branch` has protection rules; a branch that does not exist is not.
 

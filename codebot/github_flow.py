@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from codebot import config as cfg
-from codebot import report
+from codebot import pr_history, report
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
 from codebot.forge import GitHubForge, PullInfo, RepoInfo
@@ -200,10 +200,12 @@ def _run_remote(
             _say(forge, target, redact, f"🤖 codebot is working on this in branch `{ws.branch}`.")
             solved = solve(spec, settings, ws, env, on_event)
             record = solved.record
+            # Earlier runs on this PR, as its body lists them: the new body keeps them.
+            earlier = pr_history.earlier_runs(forge.open_pr_body(repo.full_name, ws.branch))
 
             def write(record: RunRecord) -> report.RunFiles:
                 return report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
-                                        solved.prompt, redact, target.closes)  # fmt: skip
+                                        solved.prompt, redact, target.closes, earlier)  # fmt: skip
 
             files = write(record)
             pull = None
@@ -216,7 +218,9 @@ def _run_remote(
                         head=ws.branch,
                         base=repo.default_branch,
                         title=redact(target.title or spec.title),
-                        body=redact(report.render_pr_body(record, solved.patch, target.closes)),
+                        body=redact(
+                            report.render_pr_body(record, solved.patch, target.closes, earlier)
+                        ),
                         draft=_draft(settings.github.draft, record.passed),
                         labels=settings.github.labels,
                         reviewers=settings.github.reviewers,

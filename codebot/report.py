@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codebot import pr_history
 from codebot.records import CheckResult, Message, RunRecord, to_jsonable
 
 STOP_TEXT = {
@@ -43,6 +44,7 @@ def write_run(
     prompt: Sequence[Message],
     redact: Callable[[str], str],
     issue: int | None = None,
+    earlier: Sequence[pr_history.RunSummary] = (),
 ) -> RunFiles:
     directory.mkdir(parents=True, exist_ok=True)
     files = RunFiles(
@@ -55,7 +57,8 @@ def write_run(
     data = _redact_tree(to_jsonable(record), redact)
     data["passed"] = record.passed
     files.run_json.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    files.pr_md.write_text(redact(render_pr_body(record, patch, issue)), encoding="utf-8")
+    body = render_pr_body(record, patch, issue, earlier)
+    files.pr_md.write_text(redact(body), encoding="utf-8")
     files.patch.write_text(redact(patch), encoding="utf-8")
     transcript = "\n\n".join(f"## {m.role}\n\n{m.content}" for m in prompt)
     files.prompt.write_text(redact(transcript) + "\n", encoding="utf-8")
@@ -72,7 +75,13 @@ def write_checkpoint(directory: Path, record: RunRecord, redact: Callable[[str],
     tmp.replace(directory / "run.json")
 
 
-def render_pr_body(record: RunRecord, patch: str, issue: int | None = None) -> str:
+def render_pr_body(
+    record: RunRecord,
+    patch: str,
+    issue: int | None = None,
+    earlier: Sequence[pr_history.RunSummary] = (),
+) -> str:
+    """The PR body; `earlier` are the runs the PR's current body lists (see pr_history)."""
     spec = record.spec
     status = "✅" if record.passed else "⚠️"
     lines = [
@@ -95,9 +104,12 @@ def render_pr_body(record: RunRecord, patch: str, issue: int | None = None) -> s
     lines += _iteration_log(record)
     if issue is not None:
         lines += [f"Closes #{issue}", ""]
+    history = pr_history.render(earlier, pr_history.summary_of(record))
+    lines += history[:-1]
     lines += [
         "<sub>Opened by codebot. Code was written by an LLM and checked in a sandbox; "
         "review it like any other contribution.</sub>",
+        history[-1],
     ]
     return "\n".join(lines) + "\n"
 

@@ -143,6 +143,14 @@ def test_follow_up_comment_adds_a_commit_to_the_bots_pr(
         settings(env, tmp_path), env,
     )  # fmt: skip
     assert out.stop_reason == "passed" and out.pull.number == first.pull.number
+    (pull,) = hub.pulls  # the body lists both runs, the first one's cost included
+    history = pull.body.split("### All codebot runs on this pull request", 1)[1]
+    rows = [line for line in history.splitlines() if line.startswith("| `")]
+    assert [row.split(" | ")[2:4] for row in rows] == [["task", "passed"], ["follow-up", "passed"]]
+    assert f"`{first.record.run_id}`" in rows[0] and f"`{out.record.run_id}`" in rows[1]
+    tokens = first.record.usage.total_tokens + out.record.usage.total_tokens
+    cost = (first.record.cost_usd or 0) + (out.record.cost_usd or 0)
+    assert f"Total: {tokens:,} tokens, ${cost:.4f}." in history
     assert git(remote, "log", "-1", "--format=%s", first.pull.head).startswith(
         first.pull.title[:20]
     )
