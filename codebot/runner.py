@@ -233,16 +233,9 @@ def solve(
     if sandbox.swept:
         on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
     try:
-        sandbox.sync(ws.path)
-        timings["sandbox_ready_s"] = _lap(t0)
-        on_event(f"sandbox: {settings.sandbox.image} ready in {timings['sandbox_ready_s']:.1f}s")
-        setup = run_setup(sandbox, spec)
-        sandbox.seal()  # a network, if the operator allowed one, served the setup step only
+        setup = _prepare(sandbox, settings.sandbox.image, ws, spec, timings, t0, on_event)
         baseline: tuple[CheckResult, ...] = () if setup is None else (setup,)
         setup_done = _lap(t0)
-        if setup is not None:
-            timings["setup_s"] = round(setup_done - timings["sandbox_ready_s"], 3)
-            on_event("setup: " + _checks_line(baseline))
         prompt: tuple[Message, ...] = ()
         if setup is not None and not setup.passed:
             result = LoopResult(tuple(prior.iterations) if prior else (), "setup_failed",
@@ -282,6 +275,39 @@ def solve(
     head = _commit(ws, spec, settings, result, run_id, redact)
     timings["total_s"] = _lap(t0)
     return Solved(record_of(result, baseline, head), ws.diff(), prompt, redact)
+
+
+def _prepare(
+    sandbox: DockerSandbox,
+    image: str,
+    ws: Workspace,
+    spec: TaskSpec,
+    timings: dict[str, float],
+    t0: float,
+    on_event: Event,
+) -> CheckResult | None:
+    """Fill the sandbox and run the spec's setup; leave it sealed off every network.
+
+    Setup (the one step that may have the network) runs on the base commit's files, so on
+    a branch that already holds model-written commits (a PR codebot continues) none of
+    that code runs there. The branch's own files go in after the seal."""
+    ahead = spec.setup is not None and ws.ahead_of_base()
+    if ahead:
+        with ws.base_tree() as base:
+            sandbox.sync(base)
+    else:
+        sandbox.sync(ws.path)
+    timings["sandbox_ready_s"] = _lap(t0)
+    on_event(f"sandbox: {image} ready in {timings['sandbox_ready_s']:.1f}s")
+    setup = run_setup(sandbox, spec)
+    sandbox.seal()  # a network, if the operator allowed one, served the setup step only
+    if ahead:
+        sandbox.sync(ws.path)
+        sandbox.sync(ws.path, ws.deleted_since_base())
+    if setup is not None:
+        timings["setup_s"] = round(_lap(t0) - timings["sandbox_ready_s"], 3)
+        on_event("setup: " + _checks_line((setup,)))
+    return setup
 
 
 def _close(sandbox: DockerSandbox, on_event: Event) -> str:

@@ -7,8 +7,10 @@ The user's repository is only ever read from, plus one ref written at the very e
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -120,6 +122,30 @@ class Workspace:
         except KeyError:
             return None
         return data.decode("utf-8", errors="replace")
+
+    def ahead_of_base(self) -> bool:
+        """The branch already holds commits beyond the base (a PR codebot continues)."""
+        return bool(self._repo.head.commit.hexsha != self.base_commit)
+
+    @contextlib.contextmanager
+    def base_tree(self) -> Iterator[Path]:
+        """The base commit's files, checked out in a temp dir while the block runs."""
+        top = Path(tempfile.mkdtemp(prefix="codebot-base-"))
+        tree = top / "tree"
+        try:
+            self._repo.git.worktree("add", "--detach", str(tree), self.base_commit)
+            yield tree
+        finally:
+            with contextlib.suppress(git.GitCommandError):
+                self._repo.git.worktree("remove", "--force", str(tree))
+            shutil.rmtree(top, ignore_errors=True)
+
+    def deleted_since_base(self) -> list[str]:
+        """Committed files of the base that the branch head no longer has."""
+        out = self._repo.git.diff(
+            "--name-only", "--no-renames", "--diff-filter=D", "-z", self.base_commit, "HEAD"
+        )
+        return sorted(p for p in out.split("\0") if p)
 
     def is_python(self) -> bool:
         files = self.tracked_files()

@@ -12,11 +12,16 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
+from codebot import config as cfg
+from codebot.runner import solve
+from codebot.spec import spec_from_data
+from codebot.workspace import Workspace
 from tests.security.harness import (
     Bot,
     creates,
@@ -27,7 +32,7 @@ from tests.security.harness import (
     spec_fields,
     watch_host,
 )
-from tests.support.git_repos import make_repo
+from tests.support.git_repos import git, make_repo
 
 pytestmark = pytest.mark.docker
 
@@ -525,3 +530,45 @@ def test_what_setup_installs_with_pip_is_there_for_every_check(bot: Bot, tmp_pat
     setup_check, test_check = run.record["baseline"]
     assert setup_check["passed"], setup_check["output"]
     assert test_check["passed"] and test_check["tests_passed"] == 2, test_check["output"]
+
+
+SEES_THE_BRANCH = """import os
+
+
+def test_the_branch_files_are_in_place():
+    assert os.path.exists("generated.py") and not os.path.exists("old.py")
+"""
+
+
+def test_setup_runs_on_the_base_files_never_on_code_a_branch_already_holds(
+    bot: Bot, tmp_path: Path
+) -> None:
+    """A PR codebot continues holds model-written commits; the setup step (the one that may
+    have the network) must not run that code. It sees the base commit's files; the checks
+    after it see the branch's, with files the branch deleted gone."""
+    base = make_repo(tmp_path / "base", {**PASSING, "old.py": "OLD = 1\n"})
+    git(base, "checkout", "-q", "-b", "codebot/continued")
+    (base / "generated.py").write_text("import os\nos.system('curl http://127.0.0.1:9/x')\n")
+    (base / "test_branch.py").write_text(SEES_THE_BRANCH)
+    git(base, "rm", "-q", "old.py")
+    git(base, "add", "-A")
+    git(base, "commit", "-qm", "an earlier codebot run")
+    git(base, "checkout", "-q", "main")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(base), str(remote))
+
+    ws = Workspace.clone(str(remote), "codebot/continued", "main")
+    setup = "test ! -e generated.py && test -e old.py && echo base-files-only"
+    spec = spec_from_data(spec_fields(setup=setup), "spec", {})
+    settings = replace(cfg.from_env(bot.env()), runs_dir=tmp_path / "runs")
+    bot.server.script("Nothing to change.")
+    try:
+        assert ws.ahead_of_base()
+        solved = solve(spec, settings, ws, bot.env())
+    finally:
+        ws.cleanup()
+    bot.run_ids.append(solved.record.run_id)
+
+    setup_check, test_check = solved.record.baseline
+    assert setup_check.passed and "base-files-only" in setup_check.output, setup_check
+    assert test_check.passed and test_check.tests_passed == 2, test_check.output
