@@ -69,8 +69,10 @@ _AFTER_RUN = f"kill -9 -1 2>/dev/null; {_COUNTERS}; true"
 # exec per check, not two): $1 the time limit, $2 the command, $3 a mark that starts the
 # counters at the end of the output. `kill -1` spares the caller, so the wrapper lives on;
 # after it nothing of the command's is left to write, so the last mark is the wrapper's.
+# The command's stderr joins its stdout: one pipe keeps the order in which things were
+# written (the engine relays two pipes in any order), so the mark really comes last.
 _WRAPPER = (
-    'timeout --kill-after=2 "$1" sh -c "$2"; rc=$?; kill -9 -1 2>/dev/null; '
+    'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; '
     f'printf "\\n%s\\n" "$3"; {_COUNTERS}; exit $rc'
 )
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")

@@ -92,6 +92,14 @@ def test_exit_code_and_both_output_streams_are_returned(shared: DockerSandbox) -
     assert 0 < result.duration_s < 5
 
 
+def test_interleaved_stdout_and_stderr_come_back_whole_and_in_order(shared: DockerSandbox) -> None:
+    command = "for i in $(seq 1 300); do echo out$i; echo err$i >&2; done; printf end >&2"
+    for _ in range(3):
+        result = shared.run(command, 20)
+        expected = "".join(f"out{i}\nerr{i}\n" for i in range(1, 301)) + "end"
+        assert result.output == expected
+
+
 def test_environment_holds_only_explicit_variables(
     monkeypatch: pytest.MonkeyPatch, start: StartSandbox
 ) -> None:
