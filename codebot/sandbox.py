@@ -226,7 +226,7 @@ class DockerSandbox:
         self._client.close()
         if failures:
             raise SandboxError(
-                f"could not remove sandbox resources: {'; '.join(failures)}",
+                f"could not remove sandbox resources: {', '.join(failures)}",
                 f"remove them with `docker rm -f {self.name}` and "
                 f"`docker volume rm {' '.join(self.volumes)}`",
             )
@@ -301,7 +301,7 @@ class DockerSandbox:
             except docker.errors.NotFound:
                 pass
             except (docker.errors.DockerException, OSError) as exc:
-                failures.append(f"{kind} {name}: {_short(exc)}")
+                failures.append(f"{kind} {name} ({_os_reason(exc)})")
         return failures
 
     def _exec(self, argv: list[str]) -> bytes:
@@ -499,7 +499,9 @@ def _connect() -> Any:
         # version=None makes the SDK ask the engine for its API version: a cheap ping.
         return docker.from_env()
     except (docker.errors.DockerException, OSError) as exc:
-        raise SandboxError(f"cannot reach the Docker engine ({_short(exc)})", ENGINE_FIX) from None
+        raise SandboxError(
+            f"cannot reach the Docker engine ({_os_reason(exc)})", ENGINE_FIX
+        ) from None
 
 
 @contextlib.contextmanager
@@ -528,9 +530,27 @@ def _translated(image: str, container: str = "") -> Iterator[None]:
             "check the sandbox settings and `docker info`",
         ) from None
     except OSError as exc:
-        raise SandboxError(f"cannot reach the Docker engine ({_short(exc)})", ENGINE_FIX) from None
+        raise SandboxError(
+            f"cannot reach the Docker engine ({_os_reason(exc)})", ENGINE_FIX
+        ) from None
     except docker.errors.DockerException as exc:
         raise SandboxError(f"docker: {_short(exc)}", "check the sandbox settings") from None
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for a failed connection ("Connection refused"), found
+    under the layers requests and urllib3 wrap around it; else the exception's own text."""
+    stack, seen, found = [exc], set(), None
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            found = current.strerror
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return found or _short(exc)
 
 
 def _short(exc: BaseException) -> str:
