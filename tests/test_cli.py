@@ -5,8 +5,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.git_repos import git, snapshot
 from tests.support.model_server import Turn
@@ -127,4 +129,27 @@ def test_sigterm_mid_iteration_removes_the_container_and_leaves_no_branch(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "stopped (interrupted)" in out
+    assert snapshot(example_repo) == before and not branches(example_repo)
+
+
+@pytest.mark.docker
+def test_a_failing_setup_exits_1_before_the_model_is_asked(
+    model_server, example_repo, tmp_path, sandbox_image, no_leftover_containers
+):
+    spec = tmp_path / "spec.yaml"
+    data = yaml.safe_load(Path(SPEC).read_text())
+    spec.write_text(yaml.safe_dump({**data, "setup": "echo 'no such package: nope' >&2; exit 7"}))
+    before = snapshot(example_repo)
+    result = codebot(
+        ["dry-run", str(spec), "--repo", str(example_repo), "--runs-dir", "runs"],
+        cli_env(model_server),
+        tmp_path,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "stopped (setup_failed): `echo 'no such package: nope' >&2; exit 7` failed: exit code 7"
+        in result.stdout
+    )
+    assert "branch:     none" in result.stdout
+    assert model_server.requests == []
     assert snapshot(example_repo) == before and not branches(example_repo)
