@@ -35,6 +35,11 @@ LIST_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1": (2.00, 8.00),
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "o3": (2.00, 8.00),
+    "o4-mini": (1.10, 4.40),
 }
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 # How vLLM, llama.cpp, OpenAI and others word "the prompt is longer than the model's context".
