@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 from codebot.checks import (
@@ -17,11 +14,9 @@ from codebot.checks import (
     share_budget,
     tail,
 )
-from codebot.config import SandboxConfig
 from codebot.records import CheckResult, FailedTest
 from codebot.sandbox import DockerSandbox
 from codebot.spec import TaskSpec
-from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
 
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="2" tests="5">
@@ -209,25 +204,16 @@ TESTS = (
 )
 
 
-@pytest.fixture(scope="module")
-def shared(docker_client: docker.DockerClient, sandbox_image: str) -> Iterator[DockerSandbox]:
-    run_id = f"test-{uuid.uuid4().hex[:12]}"
-    try:
-        with DockerSandbox.start(SandboxConfig(image=sandbox_image), run_id) as sandbox:
-            yield sandbox
-        assert sandbox_leftovers(docker_client, run_id) == []
-    finally:
-        remove_leftovers(docker_client, run_id)
-
-
 @pytest.fixture
-def sandbox(shared: DockerSandbox, tmp_path: Path) -> DockerSandbox:
+def sandbox(shared_sandbox: DockerSandbox, tmp_path: Path) -> DockerSandbox:
     """The shared sandbox holding a fresh copy of a tiny repo (one passing, one failing test)."""
-    assert shared.run("find . /tmp -mindepth 1 -delete 2>/dev/null; true", 10).exit_code == 0
+    assert (
+        shared_sandbox.run("find . /tmp -mindepth 1 -delete 2>/dev/null; true", 10).exit_code == 0
+    )
     (tmp_path / "math_ops.py").write_text(MATH)
     (tmp_path / "test_math_ops.py").write_text(TESTS)
-    shared.sync(tmp_path)
-    return shared
+    shared_sandbox.sync(tmp_path)
+    return shared_sandbox
 
 
 def spec(**fields: object) -> TaskSpec:

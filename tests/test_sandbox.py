@@ -9,7 +9,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,18 @@ import pytest
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
-from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
+from tests.support.docker_fixtures import sandbox_leftovers
 
 pytestmark = pytest.mark.docker
 
 StartSandbox = Callable[..., DockerSandbox]
 
 
-@pytest.fixture(scope="module")
-def shared(docker_client: docker.DockerClient, sandbox_image: str) -> Iterator[DockerSandbox]:
-    """One sandbox for the tests that cannot disturb each other."""
-    run_id = f"test-{uuid.uuid4().hex[:12]}"
-    try:
-        with DockerSandbox.start(SandboxConfig(image=sandbox_image), run_id) as sandbox:
-            yield sandbox
-        assert sandbox_leftovers(docker_client, run_id) == []
-    finally:
-        remove_leftovers(docker_client, run_id)
-
-
 @pytest.fixture
-def workspace(shared: DockerSandbox) -> DockerSandbox:
+def workspace(shared_sandbox: DockerSandbox) -> DockerSandbox:
     """The shared sandbox with an empty workspace."""
-    assert shared.run("find . -mindepth 1 -delete", 10).exit_code == 0
-    return shared
+    assert shared_sandbox.run("find . -mindepth 1 -delete", 10).exit_code == 0
+    return shared_sandbox
 
 
 @pytest.fixture
@@ -79,23 +66,25 @@ def listing(sandbox: DockerSandbox) -> list[str]:
 # -- the place commands run in ---------------------------------------------------------------
 
 
-def test_command_runs_in_workspace_as_unprivileged_user(shared: DockerSandbox) -> None:
-    result = shared.run("id -u; id -g; pwd", 10)
+def test_command_runs_in_workspace_as_unprivileged_user(shared_sandbox: DockerSandbox) -> None:
+    result = shared_sandbox.run("id -u; id -g; pwd", 10)
     assert (result.exit_code, result.output) == (0, "65534\n65534\n/workspace\n")
 
 
-def test_exit_code_and_both_output_streams_are_returned(shared: DockerSandbox) -> None:
-    result = shared.run("echo to-stdout; echo to-stderr >&2; exit 3", 10)
+def test_exit_code_and_both_output_streams_are_returned(shared_sandbox: DockerSandbox) -> None:
+    result = shared_sandbox.run("echo to-stdout; echo to-stderr >&2; exit 3", 10)
     assert result.exit_code == 3
     assert "to-stdout" in result.output and "to-stderr" in result.output
     assert not (result.timed_out or result.truncated or result.oom_killed)
     assert 0 < result.duration_s < 5
 
 
-def test_interleaved_stdout_and_stderr_come_back_whole_and_in_order(shared: DockerSandbox) -> None:
+def test_interleaved_stdout_and_stderr_come_back_whole_and_in_order(
+    shared_sandbox: DockerSandbox,
+) -> None:
     command = "for i in $(seq 1 300); do echo out$i; echo err$i >&2; done; printf end >&2"
     for _ in range(3):
-        result = shared.run(command, 20)
+        result = shared_sandbox.run(command, 20)
         expected = "".join(f"out{i}\nerr{i}\n" for i in range(1, 301)) + "end"
         assert result.output == expected
 
@@ -112,20 +101,22 @@ def test_environment_holds_only_explicit_variables(
     assert "HOME=/tmp" in output.splitlines() and "EXTRA=given" in output.splitlines()
 
 
-def test_home_and_tmp_are_writable_and_tmp_allows_executables(shared: DockerSandbox) -> None:
+def test_home_and_tmp_are_writable_and_tmp_allows_executables(
+    shared_sandbox: DockerSandbox,
+) -> None:
     script = "printf '#!/bin/sh\\necho ran\\n' > /tmp/x.sh && chmod +x /tmp/x.sh && /tmp/x.sh"
-    result = shared.run(f"touch $HOME/.config-probe && {script}", 10)
+    result = shared_sandbox.run(f"touch $HOME/.config-probe && {script}", 10)
     assert (result.exit_code, result.output) == (0, "ran\n")
 
 
-def test_root_filesystem_is_read_only(shared: DockerSandbox) -> None:
-    result = shared.run("touch /usr/probe", 10)
+def test_root_filesystem_is_read_only(shared_sandbox: DockerSandbox) -> None:
+    result = shared_sandbox.run("touch /usr/probe", 10)
     assert result.exit_code != 0
     assert "Read-only file system" in result.output
 
 
-def test_no_network_interface_but_loopback(shared: DockerSandbox) -> None:
-    result = shared.run("ls /sys/class/net; tail -n +2 /proc/net/route", 10)
+def test_no_network_interface_but_loopback(shared_sandbox: DockerSandbox) -> None:
+    result = shared_sandbox.run("ls /sys/class/net; tail -n +2 /proc/net/route", 10)
     assert result.output.split() == ["lo"]
 
 
@@ -169,11 +160,11 @@ def bridge_gateway(client: docker.DockerClient) -> str:
 
 
 def test_sandbox_cannot_reach_a_listener_on_the_host(
-    shared: DockerSandbox, docker_client: docker.DockerClient
+    shared_sandbox: DockerSandbox, docker_client: docker.DockerClient
 ) -> None:
     server, port, seen = host_listener()
     try:
-        result = shared.run(connect_command(bridge_gateway(docker_client), port), 20)
+        result = shared_sandbox.run(connect_command(bridge_gateway(docker_client), port), 20)
     finally:
         server.close()
     assert "reached" not in result.output and result.output.count("blocked") == 2
@@ -217,17 +208,20 @@ def test_sealing_a_network_enabled_sandbox_leaves_only_loopback(
 
 
 def test_sealing_a_sandbox_without_network_changes_nothing(
-    shared: DockerSandbox, docker_client: docker.DockerClient
+    shared_sandbox: DockerSandbox, docker_client: docker.DockerClient
 ) -> None:
-    shared.seal()
-    assert docker_client.containers.get(shared.name).attrs["HostConfig"]["NetworkMode"] == "none"
-    assert shared.run("ls /sys/class/net", 10).output.split() == ["lo"]
+    shared_sandbox.seal()
+    assert (
+        docker_client.containers.get(shared_sandbox.name).attrs["HostConfig"]["NetworkMode"]
+        == "none"
+    )
+    assert shared_sandbox.run("ls /sys/class/net", 10).output.split() == ["lo"]
 
 
 def test_container_is_locked_down(
-    shared: DockerSandbox, docker_client: docker.DockerClient
+    shared_sandbox: DockerSandbox, docker_client: docker.DockerClient
 ) -> None:
-    host = docker_client.containers.get(shared.name).attrs["HostConfig"]
+    host = docker_client.containers.get(shared_sandbox.name).attrs["HostConfig"]
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
@@ -320,41 +314,43 @@ def test_workspace_has_a_disk_quota(start: StartSandbox) -> None:
 # -- timeouts, leftovers, output, memory ------------------------------------------------
 
 
-def test_timeout_kills_command_and_returns(shared: DockerSandbox) -> None:
+def test_timeout_kills_command_and_returns(shared_sandbox: DockerSandbox) -> None:
     started = time.monotonic()
-    result = shared.run("echo begun; sleep 30; echo never", 1)
+    result = shared_sandbox.run("echo begun; sleep 30; echo never", 1)
     assert time.monotonic() - started < 5
     assert result.timed_out and result.exit_code == 124
     assert result.output == "begun\n"
 
 
-def test_command_ignoring_sigterm_is_killed_after_grace(shared: DockerSandbox) -> None:
+def test_command_ignoring_sigterm_is_killed_after_grace(shared_sandbox: DockerSandbox) -> None:
     started = time.monotonic()
-    result = shared.run("trap '' TERM; sleep 30", 1)
+    result = shared_sandbox.run("trap '' TERM; sleep 30", 1)
     assert time.monotonic() - started < 6
     assert result.timed_out and result.exit_code == 137
     assert not result.oom_killed
 
 
-def test_watchdog_returns_even_if_timeout_itself_is_stopped(shared: DockerSandbox) -> None:
+def test_watchdog_returns_even_if_timeout_itself_is_stopped(shared_sandbox: DockerSandbox) -> None:
     """`kill -STOP $PPID` freezes coreutils timeout; only the host-side watchdog can end it."""
     started = time.monotonic()
-    result = shared.run("kill -STOP $PPID; sleep 60", 1)
+    result = shared_sandbox.run("kill -STOP $PPID; sleep 60", 1)
     assert time.monotonic() - started < 12
     assert result.timed_out
-    assert shared.run("echo alive", 10).output == "alive\n"
+    assert shared_sandbox.run("echo alive", 10).output == "alive\n"
 
 
-def test_background_process_does_not_survive_the_check(shared: DockerSandbox) -> None:
-    shared.run("setsid sleep 301 >/dev/null 2>&1 & nohup sleep 302 >/dev/null 2>&1 &", 10)
-    processes = shared.run("ps -eo stat=,args=", 10).output
+def test_background_process_does_not_survive_the_check(shared_sandbox: DockerSandbox) -> None:
+    shared_sandbox.run("setsid sleep 301 >/dev/null 2>&1 & nohup sleep 302 >/dev/null 2>&1 &", 10)
+    processes = shared_sandbox.run("ps -eo stat=,args=", 10).output
     assert "sleep 30" not in processes
 
 
-def test_killed_leftovers_are_reaped_not_left_as_zombies(shared: DockerSandbox) -> None:
+def test_killed_leftovers_are_reaped_not_left_as_zombies(shared_sandbox: DockerSandbox) -> None:
     for _ in range(3):
-        shared.run("sleep 303 >/dev/null 2>&1 &", 10)
-    states = [line.split()[0] for line in shared.run("ps -eo stat=", 10).output.splitlines()]
+        shared_sandbox.run("sleep 303 >/dev/null 2>&1 &", 10)
+    states = [
+        line.split()[0] for line in shared_sandbox.run("ps -eo stat=", 10).output.splitlines()
+    ]
     assert not [s for s in states if s.startswith("Z")]
 
 
@@ -367,8 +363,8 @@ def test_output_is_capped(start: StartSandbox) -> None:
     assert len(result.output) < 1100
 
 
-def test_short_output_is_not_truncated(shared: DockerSandbox) -> None:
-    result = shared.run("seq 1 1000", 10)
+def test_short_output_is_not_truncated(shared_sandbox: DockerSandbox) -> None:
+    result = shared_sandbox.run("seq 1 1000", 10)
     assert not result.truncated and result.output.splitlines()[-1] == "1000"
 
 
@@ -395,8 +391,10 @@ def test_files_in_the_workspace_do_not_eat_the_process_memory_limit(start: Start
     assert not result.oom_killed
 
 
-def test_sigkill_without_memory_pressure_is_not_reported_as_oom(shared: DockerSandbox) -> None:
-    result = shared.run("kill -9 $$", 10)
+def test_sigkill_without_memory_pressure_is_not_reported_as_oom(
+    shared_sandbox: DockerSandbox,
+) -> None:
+    result = shared_sandbox.run("kill -9 $$", 10)
     assert result.exit_code == 137
     assert not result.oom_killed
 

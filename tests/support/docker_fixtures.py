@@ -14,7 +14,8 @@ import docker
 import docker.errors
 import pytest
 
-from codebot.config import DEFAULT_IMAGE
+from codebot.config import DEFAULT_IMAGE, SandboxConfig
+from codebot.sandbox import DockerSandbox
 
 LABEL = "codebot.run"
 SETUP_HINT = "run `bash sandbox/setup-host.sh` (starts dockerd and builds the image)"
@@ -91,3 +92,18 @@ def no_leftover_containers(docker_client: docker.DockerClient) -> Iterator[None]
             "`python -c 'from codebot.sandbox import cleanup_orphans; cleanup_orphans()'`",
             pytrace=False,
         )
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox(
+    docker_client: docker.DockerClient, sandbox_image: str
+) -> Iterator[DockerSandbox]:
+    """One sandbox per test module, for the tests that cannot disturb each other; it must
+    leave nothing behind when closed."""
+    run_id = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        with DockerSandbox.start(SandboxConfig(image=sandbox_image), run_id) as sandbox:
+            yield sandbox
+        assert sandbox_leftovers(docker_client, run_id) == []
+    finally:
+        remove_leftovers(docker_client, run_id)
