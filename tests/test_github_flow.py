@@ -40,17 +40,6 @@ Run the tests with `pytest -q`. Units: h, m, s.
 
 
 @pytest.fixture
-def remote(example_repo, tmp_path):
-    """A bare repository holding the example plus a .codebot.yml, as GitHub would."""
-    (example_repo / ".codebot.yml").write_text("spec:\n  test: python3 -m pytest -q\n")
-    git(example_repo, "add", "-A")
-    git(example_repo, "commit", "-qm", "configure codebot")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
-    return bare
-
-
-@pytest.fixture
 def hub(github_server, remote):
     github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
     github_server.add_issue(

@@ -41,17 +41,6 @@ THINKING_S = 1.0
 
 
 @pytest.fixture
-def remote(example_repo: Path, tmp_path: Path) -> Path:
-    """A bare repository holding the example plus a .codebot.yml, as GitHub would."""
-    (example_repo / ".codebot.yml").write_text("spec:\n  test: python3 -m pytest -q\n")
-    git(example_repo, "add", "-A")
-    git(example_repo, "commit", "-qm", "configure codebot")
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
-    return bare
-
-
-@pytest.fixture
 def hub(github_server: GitHubServer, remote: Path) -> GitHubServer:
     github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
     github_server.add_issue(

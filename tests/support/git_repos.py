@@ -51,3 +51,15 @@ def snapshot(repo: Path) -> dict[str, str]:
 def example_repo(tmp_path: Path) -> Path:
     src = Path(__file__).resolve().parents[2] / "specs" / "examples" / "parse-duration"
     return make_repo(tmp_path / "example", {p.name: p.read_text() for p in src.iterdir()})
+
+
+@pytest.fixture
+def remote(example_repo: Path, tmp_path: Path) -> Path:
+    """A bare repository holding the example plus a .codebot.yml, as GitHub would: the push
+    remote of the GitHub tests."""
+    (example_repo / ".codebot.yml").write_text("spec:\n  test: python3 -m pytest -q\n")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "configure codebot")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(example_repo), str(bare))
+    return bare
