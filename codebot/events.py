@@ -136,17 +136,10 @@ def _issue_labeled(p: Mapping[str, Any], allowed: frozenset[str], label: str) ->
 
 def _issue_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Decision:
     ev = "issue_comment"
-    skip = _skip_comment(p, ev)
-    if skip is not None:
-        return skip
-    repo = _req(p, "repository.full_name", str, ev)
-    number = _req(p, "issue.number", int, ev)
-    actor = _req(p, "comment.user.login", str, ev)
-    if _req(p, "issue.state", str, ev) == "closed":
-        return Ignore(f"#{number} is closed")
-    association = _req(p, "comment.author_association", str, ev)
-    if association.upper() not in allowed:
-        return _refuse(actor, association, allowed, repo, number)
+    gate = _comment_gate(p, ev, "issue", "#", allowed)
+    if not isinstance(gate, tuple):
+        return gate
+    repo, number, actor = gate
     instruction = _instruction(_req(p, "comment.body", str, ev))
     comment_id = _req(p, "comment.id", int, ev)
     if p["issue"].get("pull_request") is None:
@@ -172,17 +165,10 @@ def _issue_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Decision:
 
 def _review_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Decision:
     ev = "pull_request_review_comment"
-    skip = _skip_comment(p, ev)
-    if skip is not None:
-        return skip
-    repo = _req(p, "repository.full_name", str, ev)
-    number = _req(p, "pull_request.number", int, ev)
-    actor = _req(p, "comment.user.login", str, ev)
-    if _req(p, "pull_request.state", str, ev) == "closed":
-        return Ignore(f"pull request #{number} is closed")
-    association = _req(p, "comment.author_association", str, ev)
-    if association.upper() not in allowed:
-        return _refuse(actor, association, allowed, repo, number)
+    gate = _comment_gate(p, ev, "pull_request", "pull request #", allowed)
+    if not isinstance(gate, tuple):
+        return gate
+    repo, number, actor = gate
     instruction = _instruction(_req(p, "comment.body", str, ev))
     if instruction is None:
         return _needs_instruction(actor, repo, number)
@@ -224,6 +210,26 @@ def _dispatch(p: Mapping[str, Any]) -> Decision:
         spec_path=spec,
         ref=ref if isinstance(ref, str) and ref else None,
     )
+
+
+def _comment_gate(
+    p: Mapping[str, Any], ev: str, on: str, named: str, allowed: frozenset[str]
+) -> tuple[str, int, str] | Decision:
+    """What every comment event passes before it may run: a new /codebot command by a
+    person, on an open issue or PR (`on`), from an allowed association. (repo, number,
+    actor) when it passes; else what to do instead."""
+    skip = _skip_comment(p, ev)
+    if skip is not None:
+        return skip
+    repo = _req(p, "repository.full_name", str, ev)
+    number = _req(p, f"{on}.number", int, ev)
+    actor = _req(p, "comment.user.login", str, ev)
+    if _req(p, f"{on}.state", str, ev) == "closed":
+        return Ignore(f"{named}{number} is closed")
+    association = _req(p, "comment.author_association", str, ev)
+    if association.upper() not in allowed:
+        return _refuse(actor, association, allowed, repo, number)
+    return repo, number, actor
 
 
 def _skip_comment(p: Mapping[str, Any], ev: str) -> Ignore | None:
