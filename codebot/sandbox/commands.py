@@ -1,0 +1,246 @@
+"""One command in the sandbox: the shell wrapper around it, its capped output, the watchdog
+behind its time limit, and the cgroup counters read after it.
+
+Docker errors propagate from here; `DockerSandbox.run` translates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from codebot.config import SandboxConfig
+from codebot.errors import SandboxError
+from codebot.records import ExecResult
+from codebot.sandbox.engine import GONE_FIX
+
+BASE_ENV: Mapping[str, str] = {
+    # ~/.local/bin last: what a `pip install --user` adds never shadows a system command.
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin:/tmp/.local/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+WATCHDOG_GRACE_S = 5.0
+
+_KILL_ALL = ["kill", "-9", "-1"]
+# Kill what a command left running, then read the cgroup's counters (v2, then v1): OOM kills,
+# and forks refused at the pids limit.
+_COUNTERS = (
+    "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; "
+    "echo pids; cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null"
+)
+_AFTER_RUN = f"kill -9 -1 2>/dev/null; {_COUNTERS}; true"
+# A command runs inside this wrapper, which does the same after it, in the same exec (one
+# exec per check, not two): $1 the time limit, $2 the command, $3 a mark that starts the
+# counters at the end of the output. `kill -1` spares the caller, so the wrapper lives on;
+# after it nothing of the command's is left to write, so the last mark is the wrapper's.
+# The command's stderr joins its stdout: one pipe keeps the order in which things were
+# written (the engine relays two pipes in any order), so the mark really comes last.
+_WRAPPER = (
+    'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; '
+    f'printf "\\n%s\\n" "$3"; {_COUNTERS}; exit $rc'
+)
+
+
+class CgroupCounters:
+    """The cgroup's counters as of the last command: they only ever grow, so each command's
+    result reports what it added. Not thread-safe, like the sandbox that owns it."""
+
+    def __init__(self) -> None:
+        self._oom_kills = 0
+        self._forks_refused = 0
+
+    def record_forks_refused(self, forks_refused: int | None) -> bool:
+        """Whether the cgroup refused a fork at the pids limit since the last command."""
+        if forks_refused is None:
+            return False
+        hit = forks_refused > self._forks_refused
+        self._forks_refused = forks_refused
+        return hit
+
+    def record_oom_kills(self, oom_kills: int | None, exit_code: int, timed_out: bool) -> bool:
+        """Whether the OOM-kill counter went up; without a counter, 137 that was no timeout."""
+        if oom_kills is None:
+            return exit_code == 137 and not timed_out
+        seen = oom_kills > self._oom_kills
+        self._oom_kills = oom_kills
+        return seen
+
+
+def run(
+    api: Any,
+    container: str,
+    config: SandboxConfig,
+    counters: CgroupCounters,
+    command: str,
+    timeout_s: float,
+    env: Mapping[str, str] | None,
+) -> ExecResult:
+    """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
+    limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
+    mark = f"codebot-counters-{secrets.token_hex(8)}"
+    argv = ["sh", "-c", _WRAPPER, "sh", limit, command, mark]
+    started = time.monotonic()
+    exec_id = api.exec_create(
+        container,
+        argv,
+        user=config.user,
+        workdir=config.workdir,
+        environment={**BASE_ENV, **(env or {})},
+    )["Id"]
+    output, fired = _collect(api, container, config, exec_id, timeout_s)
+    code = exit_code(api, exec_id)
+    duration = time.monotonic() - started
+    text, truncated = output.text()
+    text, oom_kills, forks_refused = _split_counters(api, container, config.user, text, mark)
+    timed_out = fired or (code in (124, 137) and duration >= timeout_s)
+    if code is None:
+        code = 124 if timed_out else -1
+    return ExecResult(
+        command=command,
+        exit_code=code,
+        output=text,
+        duration_s=round(duration, 3),
+        timed_out=timed_out,
+        truncated=truncated,
+        oom_killed=counters.record_oom_kills(oom_kills, code, timed_out),
+        pids_limited=counters.record_forks_refused(forks_refused),
+    )
+
+
+def exec_argv(api: Any, container: str, user: str, argv: list[str]) -> bytes:
+    """Run `argv` to its end and return its output; for the sandbox's own housekeeping."""
+    exec_id = api.exec_create(container, argv, user=user)["Id"]
+    output: bytes = api.exec_start(exec_id)
+    return output
+
+
+def exit_code(api: Any, exec_id: str) -> int | None:
+    """The exec's exit code; polled briefly, as the daemon records it just after EOF."""
+    for _ in range(20):
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        if code is not None:
+            return int(code)
+        time.sleep(0.05)
+    return None
+
+
+def after_run(api: Any, container: str, user: str) -> tuple[int | None, int | None]:
+    """Clean up after a command; return the cgroup's OOM-kill count and its count of forks
+    refused at the pids limit (None where not readable). The script always exits 0
+    in a live container: anything else means the container is being killed or removed,
+    and the command's death must not pass for a failed check."""
+    exec_id = api.exec_create(container, ["sh", "-c", _AFTER_RUN], user=user)["Id"]
+    output: bytes = api.exec_start(exec_id)
+    code = exit_code(api, exec_id)
+    if code is None:  # not recorded in time: ask the container itself
+        code = 0 if api.inspect_container(container)["State"]["Running"] else -1
+    if code != 0:
+        said = output.decode("utf-8", "replace").strip().splitlines()
+        raise SandboxError(
+            f"the sandbox container {container} is not running any more"
+            + (f" ({said[0][:200]})" if said else ""),
+            GONE_FIX,
+        )
+    return read_counters(output)
+
+
+def read_counters(output: bytes) -> tuple[int | None, int | None]:
+    """The OOM-kill and refused-fork counts from `_COUNTERS` output (None if unreadable)."""
+    memory, _, pids = (b"\n" + output).partition(b"\npids\n")
+    oom = re.search(rb"^oom_kill (\d+)$", memory, re.MULTILINE)
+    refused = re.search(rb"^max (\d+)$", pids, re.MULTILINE)
+    return (int(oom.group(1)) if oom else None, int(refused.group(1)) if refused else None)
+
+
+def _collect(
+    api: Any, container: str, config: SandboxConfig, exec_id: str, timeout_s: float
+) -> tuple[_CappedOutput, bool]:
+    """Read the exec's output until it ends, or the watchdog ends it; and whether it did."""
+    output = _CappedOutput(config.max_output_bytes)
+    stream = api.exec_start(exec_id, stream=True)
+    kill_all = functools.partial(exec_argv, api, container, config.user, _KILL_ALL)
+    with _Watchdog(timeout_s + WATCHDOG_GRACE_S, kill_all, stream) as dog:
+        try:
+            for chunk in stream:
+                output.add(chunk)
+        except Exception:
+            if not dog.fired.is_set():
+                raise
+    return output, dog.fired.is_set()
+
+
+def _split_counters(
+    api: Any, container: str, user: str, text: str, mark: str
+) -> tuple[str, int | None, int | None]:
+    """The command's output and the counters the wrapper printed after `mark`; if the
+    wrapper did not finish (the watchdog, or the container went away), `after_run`'s."""
+    text, sep, counters = text.rpartition(f"\n{mark}\n")
+    if sep:
+        return (text, *read_counters(counters.encode()))
+    return (counters, *after_run(api, container, user))
+
+
+class _CappedOutput:
+    """Keeps the first and the last half of `limit` bytes of a stream."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_max = max(limit, 2) // 2
+        self._tail_max = max(limit, 2) - self._head_max
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._total += len(chunk)
+        room = self._head_max - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        self._tail += chunk
+        if len(self._tail) > 2 * self._tail_max:
+            del self._tail[: len(self._tail) - self._tail_max]
+
+    def text(self) -> tuple[str, bool]:
+        tail = self._tail[max(0, len(self._tail) - self._tail_max) :]
+        cut = self._total - len(self._head) - len(tail)
+        marker = f"\n[... {cut} bytes cut ...]\n".encode() if cut > 0 else b""
+        return (self._head + marker + tail).decode("utf-8", "replace"), cut > 0
+
+
+class _Watchdog:
+    """Last resort if `timeout` itself cannot end the command: kill every sandbox process,
+    and if the stream still does not end, drop the connection so `run` returns."""
+
+    def __init__(self, after_s: float, kill: Callable[[], object], stream: Any) -> None:
+        self.fired = threading.Event()
+        self._done = threading.Event()
+        self._after_s = after_s
+        self._kill = kill
+        self._stream = stream
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="codebot-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._stream.close()
+
+    def _watch(self) -> None:
+        if self._done.wait(self._after_s):
+            return
+        self.fired.set()
+        with contextlib.suppress(Exception):  # the stream close below still ends the run
+            self._kill()
+        if not self._done.wait(WATCHDOG_GRACE_S):
+            self._stream.close()

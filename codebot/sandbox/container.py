@@ -1,0 +1,247 @@
+"""DockerSandbox: the run's one container and its two volumes, from creation to removal.
+
+What goes into the workspace (which files, as a tar) is `tree.py`; running a command is
+`commands.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import posixpath
+import re
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from docker.types import Mount
+
+from codebot import tree
+from codebot.config import SandboxConfig
+from codebot.errors import SandboxError
+from codebot.owner import owner
+from codebot.records import ExecResult
+from codebot.sandbox import commands
+from codebot.sandbox.commands import BASE_ENV
+from codebot.sandbox.engine import connect, os_reason, translated
+from codebot.sandbox.orphans import LABEL, OWNER_LABEL, remove_patiently, sweep_abandoned
+
+SANDBOX_UID = 65534
+
+# PID 1 must reap: killed leftovers are reparented to it and would otherwise stay zombies
+# that count against pids_limit. `kill -9 -1` never reaches PID 1, so the keeper survives.
+# It runs as the sandbox user, so checked code can signal it: it ignores the two signals sh
+# would die of (the kernel drops the rest for a namespace's init); removal uses SIGKILL.
+_KEEPER = ["sh", "-c", "trap '' TERM INT; while :; do sleep 3600 & wait; done"]
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+
+
+class DockerSandbox:
+    """The `Sandbox` protocol on one container. Not thread-safe: one command at a time."""
+
+    def __init__(self, client: Any, config: SandboxConfig, run_id: str) -> None:
+        self._client = client
+        self._config = config
+        self.run_id = run_id
+        self.workdir = config.workdir
+        self.name = f"codebot-{run_id}"
+        self.volumes = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
+        self._counters = commands.CgroupCounters()
+        self._closed = False
+        self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
+
+    @classmethod
+    def start(cls, config: SandboxConfig, run_id: str) -> DockerSandbox:
+        """Create and start the run's container; on any failure (even Ctrl-C) remove it all."""
+        if not _RUN_ID.fullmatch(run_id):
+            raise SandboxError(
+                f"invalid run id {run_id!r} for a sandbox name", "use letters, digits, `_.-`"
+            )
+        sandbox = cls(connect(), config, run_id)
+        created = False
+        try:
+            with translated(config.image):
+                sandbox.swept = sweep_abandoned(sandbox._client)
+                sandbox._preflight()
+                created = True
+                sandbox._create()
+        except BaseException:
+            if created:
+                sandbox._remove_all()
+            sandbox._client.close()
+            raise
+        return sandbox
+
+    def __enter__(self) -> DockerSandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def sync(self, root: Path, paths: Sequence[str] | None = None) -> None:
+        """Copy files under `root` into the workspace (never `.git`); delete missing `paths`."""
+        root = root.resolve()
+        wanted = None if paths is None else [tree.safe_relpath(p) for p in paths]
+        members, missing = tree.collect(root, wanted)
+        api = self._client.api
+        with self._live():
+            if missing:
+                targets = [posixpath.join(self.workdir, p) for p in missing]
+                commands.exec_argv(api, self.name, self._config.user, ["rm", "-rf", "--", *targets])
+            if members and not api.put_archive(
+                self.name, self.workdir, tree.tar(root, members, SANDBOX_UID)
+            ):
+                raise SandboxError(f"copying files into {self.name} failed", "see the daemon log")
+
+    def run(
+        self, command: str, timeout_s: float, env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
+        with self._live():
+            return commands.run(
+                self._client.api, self.name, self._config, self._counters, command, timeout_s, env
+            )
+
+    def read_file(self, path: str) -> bytes | None:
+        """A regular file's bytes (relative paths are under the workspace), None if absent."""
+        full = path if path.startswith("/") else posixpath.join(self.workdir, path)
+        with self._live():
+            try:
+                chunks, _stat = self._client.api.get_archive(self.name, full)
+            except docker.errors.NotFound as exc:
+                if "No such container" in str(exc.explanation):
+                    raise
+                return None
+            data = b"".join(chunks)
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            first = archive.next()
+            if first is None or not first.isfile():
+                return None
+            member = archive.extractfile(first)
+            return member.read() if member else None
+
+    def seal(self) -> None:
+        """Disconnect the container from every network and check that it took, so only the
+        loopback interface is left. Created with `network_mode=none`, it is sealed already."""
+        api = self._client.api
+        with self._live():
+            for network in self._networks():
+                api.disconnect_container_from_network(self.name, network, force=True)
+            left = self._networks()
+        if left:
+            raise SandboxError(
+                f"{self.name} is still on network(s) {', '.join(left)} after disconnecting",
+                "check the Docker daemon log; no generated code ran",
+            )
+
+    def close(self) -> None:
+        """Remove the container and its volumes. Idempotent; gone things are not an error."""
+        if self._closed:
+            return
+        self._closed = True
+        failures = self._remove_all()
+        self._client.close()
+        if failures:
+            raise SandboxError(
+                f"could not remove sandbox resources: {', '.join(failures)}",
+                f"remove them with `docker rm -f {self.name}` and "
+                f"`docker volume rm {' '.join(self.volumes)}`",
+            )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _preflight(self) -> None:
+        """Fail before creating anything: a missing image, or a run id already in use
+        (whose resources `_remove_all` must then not touch)."""
+        self._client.images.get(self._config.image)
+        label = {"label": f"{LABEL}={self.run_id}"}
+        api = self._client.api
+        if api.containers(all=True, filters=label) or (api.volumes(filters=label) or {}).get(
+            "Volumes"
+        ):
+            raise SandboxError(
+                f"a sandbox for run {self.run_id} already exists",
+                f"run ids must be unique; remove it with `docker rm -f {self.name}`",
+            )
+
+    def _create(self) -> None:
+        """The volumes, then the locked-down container on them, labelled for the sweeps."""
+        cfg = self._config
+        labels = {LABEL: self.run_id, OWNER_LABEL: owner()}
+        options = (
+            f"size={cfg.disk},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,nosuid,nodev",
+            f"size={cfg.tmp_size},mode=1777,nosuid,nodev",
+        )
+        for name, option in zip(self.volumes, options, strict=True):
+            self._client.volumes.create(
+                name=name,
+                driver="local",
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": option},
+                labels=labels,
+            )
+        container = self._client.containers.create(
+            cfg.image,
+            _KEEPER,
+            name=self.name,
+            labels=labels,
+            user=cfg.user,
+            working_dir=cfg.workdir,
+            environment=dict(BASE_ENV),
+            network_mode=None if cfg.network else "none",
+            mem_limit=cgroup_memory(cfg),
+            memswap_limit=cgroup_memory(cfg),
+            nano_cpus=int(cfg.cpus * 1e9),
+            pids_limit=cfg.pids,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            mounts=[
+                Mount(cfg.workdir, self.volumes[0], type="volume"),
+                Mount("/tmp", self.volumes[1], type="volume"),
+            ],
+        )
+        container.start()
+
+    def _networks(self) -> list[str]:
+        attached = self._client.api.inspect_container(self.name)["NetworkSettings"]["Networks"]
+        return sorted(name for name in attached or {} if name != "none")
+
+    def _remove_all(self) -> list[str]:
+        """Remove by name, so a Ctrl-C in the middle of a create call leaks nothing."""
+        api = self._client.api
+        failures = []
+        for kind, remove, name in (
+            ("container", api.remove_container, self.name),
+            *(("volume", api.remove_volume, v) for v in self.volumes),
+        ):
+            try:
+                remove_patiently(remove, name)
+            except docker.errors.NotFound:
+                pass
+            except (docker.errors.DockerException, OSError) as exc:
+                failures.append(f"{kind} {name} ({os_reason(exc)})")
+        return failures
+
+    def _live(self) -> contextlib.AbstractContextManager[None]:
+        if self._closed:
+            raise SandboxError(f"sandbox {self.name} is closed", "start a new sandbox")
+        return translated(self._config.image, self.name)
+
+
+def cgroup_memory(cfg: SandboxConfig) -> int:
+    """The container's memory limit in bytes: processes plus both tmpfs volumes.
+
+    tmpfs pages are charged to the memory cgroup of whoever writes them, so without the sum
+    a suite that writes files would be OOM-killed under a limit meant for its processes.
+    """
+    return sum(_bytes(s) for s in (cfg.memory, cfg.disk, cfg.tmp_size))
+
+
+def _bytes(size: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*", size.lower())
+    if not match:
+        raise SandboxError(f"sandbox size {size!r} is not a size", "use e.g. 512m or 2g")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2)]
+    return int(float(match.group(1)) * scale)
