@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from codebot.config import DEFAULT_PROTECTED
-from codebot.edits import FUZZY_MIN_RATIO, ParsedReply, apply_edits, parse_edits, refuse_path
+from codebot.edits import (
+    FUZZY_MIN_RATIO,
+    FileTree,
+    ParsedReply,
+    apply_edits,
+    parse_edits,
+    refuse_path,
+)
 from codebot.records import Edit, EditOutcome
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
@@ -27,6 +34,12 @@ def write(root: Path, rel: str, text: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(text.encode())
     return target
+
+
+def backdate(target: Path) -> int:
+    """Set an old modification time, so a test can tell whether the file was written again."""
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    return target.stat().st_mtime_ns
 
 
 def apply_one(root: Path, edit: Edit) -> EditOutcome:
@@ -330,6 +343,38 @@ def test_resent_insertion_is_not_applied_twice(tmp_path: Path) -> None:
     assert (tmp_path / "a.py").read_text() == "import os\nimport sys\n"
 
 
+def test_replace_identical_to_the_matched_lines_is_already_applied_and_not_written(
+    tmp_path: Path,
+) -> None:
+    target = write(tmp_path, "calc.py", CALC)
+    stamp = backdate(target)
+    outcome = apply_one(tmp_path, sr("calc.py", "def add(a, b):\n", "def add(a, b):\n"))
+    assert (outcome.status, outcome.detail) == (
+        "already_applied",
+        "the edit changes nothing: REPLACE is identical to the lines it matched",
+    )
+    assert target.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    "hunk",
+    [" def add(a, b):\n     return a - b\n", "-    return a - b\n+    return a - b\n"],
+    ids=["context-only", "removes-and-adds-the-same-line"],
+)
+def test_diff_hunk_without_a_real_change_is_already_applied_and_not_written(
+    tmp_path: Path, hunk: str
+) -> None:
+    target = write(tmp_path, "calc.py", CALC)
+    stamp = backdate(target)
+    reply = f"```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n{hunk}```"
+    _, (outcome,) = apply_reply(tmp_path, reply)
+    assert (outcome.status, outcome.detail) == (
+        "already_applied",
+        "the edit changes nothing: REPLACE is identical to the lines it matched",
+    )
+    assert target.stat().st_mtime_ns == stamp
+
+
 def test_later_edits_apply_after_an_earlier_refusal(tmp_path: Path) -> None:
     write(tmp_path, "a.py", "x = 1\n")
     outcomes = apply_edits(
@@ -376,6 +421,16 @@ def test_empty_search_on_a_file_with_content_is_refused(tmp_path: Path) -> None:
 def test_recreating_a_file_with_the_same_content_is_already_applied(tmp_path: Path) -> None:
     write(tmp_path, "a.py", "x = 1\n")
     assert apply_one(tmp_path, sr("a.py", "", "x = 1\n")).status == "already_applied"
+
+
+def test_recreating_a_file_with_the_same_content_says_so_and_does_not_write_it(
+    tmp_path: Path,
+) -> None:
+    target = write(tmp_path, "a.py", "x = 1\n")
+    stamp = backdate(target)
+    outcome = apply_one(tmp_path, sr("a.py", "", "x = 1\n"))
+    assert outcome.detail == "the file already has exactly this content"
+    assert target.stat().st_mtime_ns == stamp
 
 
 def test_missing_file_refusal_suggests_similar_names(tmp_path: Path) -> None:
@@ -461,3 +516,55 @@ def test_dot_and_double_slash_are_normalised(tmp_path: Path) -> None:
     outcome = apply_one(tmp_path, sr("./src//new.py", "", "x\n"))
     assert (outcome.path, outcome.status) == ("src/new.py", "applied")
     assert refuse_path(tmp_path, "./src//new.py", DEFAULT_PROTECTED) is None
+
+
+# ---------------------------------------------------------------- the work tree (FileTree)
+
+
+def test_file_tree_reads_a_file_inside_the_root(tmp_path: Path) -> None:
+    write(tmp_path, "src/calc.py", CALC)
+    assert FileTree(tmp_path, ()).read("src/calc.py") == CALC
+
+
+def test_file_tree_read_replaces_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    assert FileTree(tmp_path, ()).read("latin1.txt") == "caf\ufffd\n"
+
+
+def test_file_tree_reads_a_symlink_as_absent(tmp_path: Path) -> None:
+    write(tmp_path, "real.py", "x = 1\n")
+    os.symlink(tmp_path / "real.py", tmp_path / "link.py")
+    assert FileTree(tmp_path, ()).read("link.py") is None
+
+
+def test_file_tree_reads_a_path_escaping_with_dotdot_as_absent(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    write(tmp_path, "secret.txt", "token\n")
+    assert FileTree(root, ()).read("../secret.txt") is None
+
+
+def test_file_tree_reads_a_missing_file_as_absent(tmp_path: Path) -> None:
+    assert FileTree(tmp_path, ()).read("nope.py") is None
+
+
+def test_file_tree_says_a_regular_file_exists(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", "x = 1\n")
+    assert FileTree(tmp_path, ()).exists("a.py")
+
+
+def test_file_tree_says_a_directory_is_not_a_file_that_exists(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    assert not FileTree(tmp_path, ()).exists("pkg")
+
+
+def test_file_tree_says_a_missing_path_does_not_exist(tmp_path: Path) -> None:
+    assert not FileTree(tmp_path, ()).exists("nope.py")
+
+
+def test_file_tree_apply_refuses_its_protected_paths(tmp_path: Path) -> None:
+    tree = FileTree(tmp_path, ("secrets/*",))
+    refused, applied = tree.apply([sr("secrets/key.txt", "", "k\n", 1), sr("a.py", "", "x\n", 2)])
+    assert (refused.status, applied.status) == ("refused", "applied")
+    assert "protected by the bot's configuration (secrets/*)" in refused.detail
+    assert not (tmp_path / "secrets").exists()

@@ -1,0 +1,16 @@
+"""The model's edits: parse the reply (`parse`), check the paths (`paths`), apply them (`apply`),
+and `FileTree`, the real `Worktree` the loop edits through. Import from here, not the modules."""
+
+from codebot.edits.apply import FUZZY_MIN_RATIO, apply_edits
+from codebot.edits.filetree import FileTree
+from codebot.edits.parse import ParsedReply, parse_edits
+from codebot.edits.paths import refuse_path
+
+__all__ = [
+    "FUZZY_MIN_RATIO",
+    "FileTree",
+    "ParsedReply",
+    "apply_edits",
+    "parse_edits",
+    "refuse_path",
+]

@@ -1,0 +1,51 @@
+"""`FileTree`: the real `Worktree`, the run's files on disk as the loop reads and edits them.
+
+One object holds the tree's root and its protected globs, so the loop cannot apply an edit
+without the path rules, nor read a file the model must not see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codebot.edits.apply import apply_edits
+from codebot.records import Edit, EditOutcome
+
+
+@dataclass(frozen=True)
+class FileTree:
+    """A directory (the clone's work tree, or a test's temp dir) and its protected globs."""
+
+    root: Path
+    protected: tuple[str, ...]
+
+    def apply(self, edits: Sequence[Edit]) -> tuple[EditOutcome, ...]:
+        """Apply in order, refusing unsafe or protected paths; one outcome per edit."""
+        return apply_edits(self.root, edits, self.protected)
+
+    def read(self, path: str) -> str | None:
+        """A regular file's text (undecodable bytes replaced, as it is only shown to the model);
+        None if absent, a link, or outside the root, so nothing outside the repo leaks."""
+        full = self._regular_file(path)
+        if full is None:
+            return None
+        try:
+            return full.read_text(encoding="utf-8", errors="replace")
+        except OSError:  # removed or made unreadable since the check: as good as absent
+            return None
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` is a regular file in the tree now, by the same rule as `read`."""
+        return self._regular_file(path) is not None
+
+    def _regular_file(self, path: str) -> Path | None:
+        full = self.root / path
+        if (
+            full.is_file()
+            and not full.is_symlink()
+            and full.resolve().is_relative_to(self.root.resolve())
+        ):
+            return full
+        return None
