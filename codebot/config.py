@@ -21,6 +21,8 @@ from codebot.errors import ConfigError
 
 DEFAULT_IMAGE = "codebot-sandbox:bookworm"
 DEFAULT_PROTECTED: tuple[str, ...] = (".github/workflows/**", ".codebot.yml")
+# Who may start the bot with a comment by default: people with write access to the repo.
+TRUSTED_ASSOCIATIONS: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class GitHubConfig:
     draft: str = "auto"  # auto: draft unless all checks passed; always; never
     labels: tuple[str, ...] = ("codebot",)
     reviewers: tuple[str, ...] = ()
-    allowed_associations: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
+    allowed_associations: tuple[str, ...] = TRUSTED_ASSOCIATIONS
     trigger_label: str = "codebot"
 
 
@@ -82,6 +84,7 @@ class Settings:
     # Operator overrides of every spec's limits (flags, action inputs).
     max_iterations: int | None = None
     max_cost_usd: float | None = None
+    max_minutes: float | None = None
     runs_dir: Path = Path(".codebot/runs")
     context_tokens: int = 12_000
     feedback_tokens: int = 2_000
@@ -137,7 +140,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         trigger_label=env.get("CODEBOT_LABEL") or GitHubConfig.trigger_label,
         allowed_associations=tuple(
             a.strip().upper()
-            for a in env.get("CODEBOT_ALLOWED_ASSOCIATIONS", "OWNER,MEMBER,COLLABORATOR").split(",")
+            for a in env.get("CODEBOT_ALLOWED_ASSOCIATIONS", ",".join(TRUSTED_ASSOCIATIONS)).split(
+                ","
+            )
             if a.strip()
         ),
     )
@@ -149,6 +154,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         github=github,
         max_iterations=int(_num(env, "CODEBOT_MAX_ITERATIONS", 0)) if iterations else None,
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
+        max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
     )
 
 

@@ -1,4 +1,4 @@
-"""Turn a GitHub Actions event into one decision: run (`Trigger`), refuse politely, or ignore.
+"""Turn a GitHub Actions event into one reaction: run (`Trigger`), refuse politely, or ignore.
 
 Pure apart from `load_event`: the payload is data in, a frozen value out, so every rule about
 who may start the bot is testable without GitHub. Payloads are untrusted input; a missing key
@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeAlias
 
+from codebot.config import TRUSTED_ASSOCIATIONS
 from codebot.errors import ConfigError
 
-DEFAULT_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 DEFAULT_LABEL = "codebot"
 
 TriggerKind = Literal["issue", "pr_followup", "spec"]
 
 # Case-insensitive like the workflow's startsWith() filter, so a "/Codebot" that passed the
-# job filter is not silently dropped here. Same syntax as issue_spec.parse_trigger_command.
+# job filter is not silently dropped here.
 _COMMAND = re.compile(r"/codebot(?=\s|$)", re.IGNORECASE)
 
 
@@ -78,16 +78,16 @@ class Ignore:
     reason: str
 
 
-Decision: TypeAlias = Trigger | Refusal | Ignore
+Reaction: TypeAlias = Trigger | Refusal | Ignore
 
 
 def trigger_from_event(
     event_name: str,
     payload: Mapping[str, Any],
     *,
-    allowed_associations: Collection[str] = DEFAULT_ASSOCIATIONS,
+    allowed_associations: Collection[str] = TRUSTED_ASSOCIATIONS,
     label: str = DEFAULT_LABEL,
-) -> Decision:
+) -> Reaction:
     """Decide what `codebot action` does for this event.
 
     Order matters: bot comments and non-commands are ignored before authorization is checked,
@@ -110,7 +110,7 @@ def trigger_from_event(
     return Ignore(f"event `{event_name}` does not start codebot")
 
 
-def _issue_labeled(p: Mapping[str, Any], allowed: frozenset[str], label: str) -> Decision:
+def _issue_labeled(p: Mapping[str, Any], allowed: frozenset[str], label: str) -> Reaction:
     """Adding a label needs triage permission, so the labeler is trusted, and the payload
     carries no association for the sender anyway. One exception: labels an issue template
     applies at creation are added by the issue's author whatever their permission, so when
@@ -134,65 +134,56 @@ def _issue_labeled(p: Mapping[str, Any], allowed: frozenset[str], label: str) ->
     return Trigger(kind="issue", repo=repo, actor=actor, issue_number=number)
 
 
-def _issue_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Decision:
-    ev = "issue_comment"
-    gate = _comment_gate(p, ev, "issue", "#", allowed)
-    if not isinstance(gate, tuple):
-        return gate
-    repo, number, actor = gate
-    instruction = _instruction(_req(p, "comment.body", str, ev))
-    comment_id = _req(p, "comment.id", int, ev)
+def _issue_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Reaction:
+    command = _comment_gate(p, "issue_comment", "issue", "#", allowed)
+    if not isinstance(command, _Command):
+        return command
     if p["issue"].get("pull_request") is None:
         return Trigger(
             kind="issue",
-            repo=repo,
-            actor=actor,
-            issue_number=number,
-            instruction=instruction,
-            comment_id=comment_id,
+            repo=command.repo,
+            actor=command.actor,
+            issue_number=command.number,
+            instruction=command.instruction,
+            comment_id=command.comment_id,
         )
-    if instruction is None:
-        return _needs_instruction(actor, repo, number)
-    return Trigger(
-        kind="pr_followup",
-        repo=repo,
-        actor=actor,
-        pr_number=number,
-        instruction=instruction,
-        comment_id=comment_id,
-    )
+    return _followup(command)
 
 
-def _review_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Decision:
+def _review_comment(p: Mapping[str, Any], allowed: frozenset[str]) -> Reaction:
     ev = "pull_request_review_comment"
-    gate = _comment_gate(p, ev, "pull_request", "pull request #", allowed)
-    if not isinstance(gate, tuple):
-        return gate
-    repo, number, actor = gate
-    instruction = _instruction(_req(p, "comment.body", str, ev))
-    if instruction is None:
-        return _needs_instruction(actor, repo, number)
+    command = _comment_gate(p, ev, "pull_request", "pull request #", allowed)
+    if not isinstance(command, _Command):
+        return command
+    if command.instruction is None:  # refused before the diff position is read
+        return _followup(command)
     comment = p["comment"]
-    comment_id = _req(p, "comment.id", int, ev)
     review = ReviewContext(
         path=_req(p, "comment.path", str, ev),
         line=_opt_int(comment, "line") or _opt_int(comment, "original_line"),
         diff_hunk=_req(p, "comment.diff_hunk", str, ev),
-        comment_id=comment_id,
+        comment_id=command.comment_id,
         start_line=_opt_int(comment, "start_line"),
     )
+    return _followup(command, review)
+
+
+def _followup(command: _Command, review: ReviewContext | None = None) -> Reaction:
+    """A command on a pull request: more work on its branch, which needs an instruction."""
+    if command.instruction is None:
+        return _needs_instruction(command.actor, command.repo, command.number)
     return Trigger(
         kind="pr_followup",
-        repo=repo,
-        actor=actor,
-        pr_number=number,
-        instruction=instruction,
-        comment_id=comment_id,
+        repo=command.repo,
+        actor=command.actor,
+        pr_number=command.number,
+        instruction=command.instruction,
+        comment_id=command.comment_id,
         review=review,
     )
 
 
-def _dispatch(p: Mapping[str, Any]) -> Decision:
+def _dispatch(p: Mapping[str, Any]) -> Reaction:
     """Dispatching a workflow needs write access, so the dispatcher is trusted."""
     ev = "workflow_dispatch"
     spec = _req(p, "inputs.spec", str, ev).strip()
@@ -212,12 +203,23 @@ def _dispatch(p: Mapping[str, Any]) -> Decision:
     )
 
 
+@dataclass(frozen=True)
+class _Command:
+    """A /codebot comment that passed the gate; `instruction` is None for a bare command."""
+
+    repo: str
+    number: int
+    actor: str
+    instruction: str | None
+    comment_id: int
+
+
 def _comment_gate(
     p: Mapping[str, Any], ev: str, on: str, named: str, allowed: frozenset[str]
-) -> tuple[str, int, str] | Decision:
+) -> _Command | Reaction:
     """What every comment event passes before it may run: a new /codebot command by a
-    person, on an open issue or PR (`on`), from an allowed association. (repo, number,
-    actor) when it passes; else what to do instead."""
+    person, on an open issue or PR (`on`), from an allowed association. The command when
+    it passes; else what to do instead."""
     skip = _skip_comment(p, ev)
     if skip is not None:
         return skip
@@ -229,7 +231,8 @@ def _comment_gate(
     association = _req(p, "comment.author_association", str, ev)
     if association.upper() not in allowed:
         return _refuse(actor, association, allowed, repo, number)
-    return repo, number, actor
+    instruction = parse_command(_req(p, "comment.body", str, ev)) or None
+    return _Command(repo, number, actor, instruction, _req(p, "comment.id", int, ev))
 
 
 def _skip_comment(p: Mapping[str, Any], ev: str) -> Ignore | None:
@@ -242,20 +245,17 @@ def _skip_comment(p: Mapping[str, Any], ev: str) -> Ignore | None:
     sender_type = sender.get("type") if isinstance(sender, Mapping) else None
     if sender_type == "Bot" or p["comment"]["user"].get("type") == "Bot" or login.endswith("[bot]"):
         return Ignore(f"comment by bot `{login}`")
-    if _command_text(_req(p, "comment.body", str, ev)) is None:
+    if parse_command(_req(p, "comment.body", str, ev)) is None:
         return Ignore("comment does not start with /codebot")
     return None
 
 
-def _command_text(body: str) -> str | None:
-    """The text after a leading `/codebot` ("" when bare), or None when not a command."""
+def parse_command(body: str) -> str | None:
+    """The text after a leading `/codebot` ("" when bare), or None when the comment does not
+    start with it: a quoted or mid-text mention is conversation, not a command."""
     text = body.replace("\r\n", "\n").lstrip()
     match = _COMMAND.match(text)
     return text[match.end() :].strip() if match else None
-
-
-def _instruction(body: str) -> str | None:
-    return _command_text(body) or None
 
 
 def _refuse(

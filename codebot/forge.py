@@ -19,50 +19,11 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 
 from codebot.errors import ConfigError, ForgeError
+from codebot.records import IssueInfo, PullInfo, RepoInfo
+from codebot.text import clip
 
 DEFAULT_API_URL = "https://api.github.com"
 _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class RepoInfo:
-    full_name: str
-    default_branch: str
-    clone_url: str
-    url: str
-
-
-@dataclass(frozen=True)
-class IssueInfo:
-    """An issue as the API reports it. `author_association` (OWNER, MEMBER, COLLABORATOR,
-    CONTRIBUTOR, NONE, ...) is what callers use to decide whether to trust a trigger."""
-
-    repo: str
-    number: int
-    title: str
-    body: str
-    labels: tuple[str, ...]
-    author: str
-    author_association: str
-    state: str
-    url: str
-    is_pull_request: bool
-
-
-@dataclass(frozen=True)
-class PullInfo:
-    """A pull request. `warnings` lists what was asked for but not done (e.g. a reviewer
-    who is not a collaborator); `created` is False when an open PR was reused."""
-
-    number: int
-    url: str
-    head: str
-    base: str
-    draft: bool
-    state: str
-    title: str = ""
-    created: bool = False
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +38,9 @@ class ClientOptions:
 
 
 class GitHubForge:
+    """The real `codebot.protocols.Forge`; github_flow sees only the protocol, so a run's
+    logic never depends on PyGithub."""
+
     def __init__(
         self, token: str, api_url: str = DEFAULT_API_URL, options: ClientOptions = ClientOptions()
     ) -> None:
@@ -337,7 +301,7 @@ def _detail(exc: github.GithubException) -> str:
         else:
             parts.append(str(error))
     text = " ".join("; ".join(p for p in parts if p).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    return clip(text, 300)
 
 
 def _pull_info(pull: PullRequest) -> PullInfo:

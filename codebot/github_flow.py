@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 
 from codebot import config as cfg
-from codebot import pr_history, report
+from codebot import pr_history, prompts, report, stops
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
-from codebot.forge import GitHubForge, PullInfo, RepoInfo
+from codebot.forge import GitHubForge
 from codebot.issue_spec import spec_from_issue
-from codebot.records import RunRecord
+from codebot.protocols import Forge
+from codebot.records import IssueInfo, PullInfo, RepoInfo, RunRecord
 from codebot.redact import Redactor
 from codebot.runner import Event, preflight, solve, with_overrides
 from codebot.spec import TaskSpec, parse_spec, slugify, spec_from_data
@@ -50,7 +52,7 @@ class Target:
 
 
 def run_issue(
-    forge: GitHubForge,
+    forge: Forge,
     full_name: str,
     number: int,
     settings: cfg.Settings,
@@ -68,19 +70,12 @@ def run_issue(
     repo = forge.repo(full_name)
     branch = _issue_branch(repo, number, issue.title, settings, env.get("GITHUB_TOKEN"))
     target = Target(full_name, number, branch, issue.title, number)
-
-    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
-        spec = spec_from_issue(issue, s.spec_defaults, ws.read_base_file("AGENTS.md"))
-        if instruction:
-            note = f"\n\nInstruction given with the /codebot command:\n{instruction}"
-            spec = replace(spec, description=spec.description + note)
-        return spec
-
+    spec_for = partial(_issue_spec, issue, instruction)
     return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
 
 
 def run_followup(
-    forge: GitHubForge,
+    forge: Forge,
     full_name: str,
     pr_number: int,
     instruction: str,
@@ -98,22 +93,12 @@ def run_followup(
         )
     found = re.search(r"issue-(\d+)-", pull.head)
     target = Target(full_name, pr_number, pull.head, pull.title, int(found[1]) if found else None)
-
-    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
-        description = f"Follow-up requested on the pull request:\n{instruction}"
-        if review is not None:
-            where = f"{review.path}:{review.line}" if review.line else review.path
-            description += f"\n\nReview comment on {where}:\n```diff\n{review.diff_hunk}\n```"
-        data = {"title": pull.title[:200], "description": description,
-                "id": pull.head.removeprefix(s.git.branch_prefix)[:60]}  # fmt: skip
-        return spec_from_data(data, pull.url, s.spec_defaults)
-
-    repo = forge.repo(full_name)
-    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+    spec_for = partial(_followup_spec, pull, instruction, review)
+    return _run_remote(forge, forge.repo(full_name), target, spec_for, settings, env, on_event)
 
 
 def run_spec(
-    forge: GitHubForge,
+    forge: Forge,
     full_name: str,
     spec_text: str | None,
     spec_path: str,
@@ -128,13 +113,7 @@ def run_spec(
     probe = parse_spec(spec_text, spec_path, {"test": "(from .codebot.yml)"}) if spec_text else None
     slug = probe.slug if probe else slugify(spec_path.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     target = Target(full_name, 0, f"{settings.git.branch_prefix}{slug}", "", None)
-
-    def spec_for(ws: Workspace, s: cfg.Settings) -> TaskSpec:
-        text = spec_text if spec_text is not None else ws.read_base_file(spec_path)
-        if text is None:
-            raise ConfigError(f"{spec_path} does not exist on {repo.default_branch}", "")
-        return parse_spec(text, spec_path, s.spec_defaults)
-
+    spec_for = partial(_file_spec, spec_text, spec_path)
     return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
 
 
@@ -143,24 +122,24 @@ def run_action(
 ) -> GitHubOutcome:
     """`codebot action`: read the event GitHub Actions gives us and act on it."""
     name, payload = load_event(env)
-    decision = trigger_from_event(
+    reaction = trigger_from_event(
         name,
         payload,
         allowed_associations=settings.github.allowed_associations,
         label=settings.github.trigger_label,
     )
-    if isinstance(decision, Ignore):
-        return GitHubOutcome("ignored", message=decision.reason)
+    if isinstance(reaction, Ignore):
+        return GitHubOutcome("ignored", message=reaction.reason)
     forge = GitHubForge.from_env(env)
-    if isinstance(decision, Refusal):
-        if decision.repo and decision.number is not None:
-            forge.comment(decision.repo, decision.number, decision.polite_message)
-        return GitHubOutcome("refused", message=decision.reason)
-    return _dispatch(forge, decision, settings, env, on_event)
+    if isinstance(reaction, Refusal):
+        if reaction.repo and reaction.number is not None:
+            forge.comment(reaction.repo, reaction.number, reaction.polite_message)
+        return GitHubOutcome("refused", message=reaction.reason)
+    return _dispatch(forge, reaction, settings, env, on_event)
 
 
 def _dispatch(
-    forge: GitHubForge,
+    forge: Forge,
     t: Trigger,
     settings: cfg.Settings,
     env: Mapping[str, str],
@@ -178,8 +157,52 @@ def _dispatch(
     raise ConfigError(f"cannot act on a `{t.kind}` trigger without its number or path", "")
 
 
+def _issue_spec(
+    issue: IssueInfo, instruction: str | None, ws: Workspace, s: cfg.Settings
+) -> TaskSpec:
+    """The issue is the task; an instruction given with the command comes last, after it."""
+    spec = spec_from_issue(issue, s.spec_defaults, ws.read_base_file("AGENTS.md"))
+    if not instruction:
+        return spec
+    request = _request("issue_instruction.md", instruction)
+    return replace(spec, description=f"{spec.description}\n\n{request}")
+
+
+def _followup_spec(
+    pull: PullInfo, instruction: str, review: ReviewContext | None, ws: Workspace, s: cfg.Settings
+) -> TaskSpec:
+    """The request is the whole task: the PR's branch already holds the earlier work."""
+    description = _request("followup.md", instruction, review)
+    spec_id = pull.head.removeprefix(s.git.branch_prefix)[:60]
+    data = {"title": pull.title[:200], "description": description, "id": spec_id}
+    return spec_from_data(data, pull.url, s.spec_defaults)
+
+
+def _file_spec(text: str | None, path: str, ws: Workspace, s: cfg.Settings) -> TaskSpec:
+    """The spec given as text, else the file as it is on the branch the clone started from."""
+    text = text if text is not None else ws.read_base_file(path)
+    if text is None:
+        raise ConfigError(f"{path} does not exist on {ws.base_ref}", "")
+    return parse_spec(text, path, s.spec_defaults)
+
+
+def _request(template: str, instruction: str, review: ReviewContext | None = None) -> str:
+    """A /codebot comment as the model reads it: the instruction under `template`'s heading,
+    then the diff lines a review comment points at."""
+    parts = [_render(template, instruction=instruction)]
+    if review is not None:
+        where = f"{review.path}:{review.line}" if review.line else review.path
+        parts.append(_render("review_comment.md", where=where, diff_hunk=review.diff_hunk))
+    return "\n\n".join(parts)
+
+
+def _render(name: str, **values: str) -> str:
+    """A template as one paragraph: the newline ending the file is not part of the text."""
+    return prompts.render(name, **values).removesuffix("\n")
+
+
 def _run_remote(
-    forge: GitHubForge,
+    forge: Forge,
     repo: RepoInfo,
     target: Target,
     spec_for: SpecFor,
@@ -211,20 +234,11 @@ def _run_remote(
             pull = None
             if record.head_commit is not None:
                 try:
-                    ws.push()
-                    on_event(f"pushed {ws.branch}")
-                    pull = forge.open_or_update_pr(
-                        repo.full_name,
-                        head=ws.branch,
-                        base=repo.default_branch,
-                        title=redact(target.title or spec.title),
-                        body=redact(
-                            report.render_pr_body(record, solved.patch, target.closes, earlier)
-                        ),
-                        draft=_draft(settings.github.draft, record.passed),
-                        labels=settings.github.labels,
-                        reviewers=settings.github.reviewers,
+                    title = redact(target.title or spec.title)
+                    body = redact(
+                        report.render_pr_body(record, solved.patch, target.closes, earlier)
                     )
+                    pull = _publish(forge, repo, ws, title, body, record.passed, settings, on_event)
                 except CodebotError as exc:
                     write(replace(record, published=f"not published: {exc.one_line()}"))
                     raise
@@ -239,6 +253,31 @@ def _run_remote(
             ws.cleanup()
 
 
+def _publish(
+    forge: Forge,
+    repo: RepoInfo,
+    ws: Workspace,
+    title: str,
+    body: str,
+    passed: bool,
+    settings: cfg.Settings,
+    on_event: Event,
+) -> PullInfo:
+    """Push the branch, never forced, then open or update its one pull request."""
+    ws.push()
+    on_event(f"pushed {ws.branch}")
+    return forge.open_or_update_pr(
+        repo.full_name,
+        head=ws.branch,
+        base=repo.default_branch,
+        title=title,
+        body=body,
+        draft=_draft(settings.github.draft, passed),
+        labels=settings.github.labels,
+        reviewers=settings.github.reviewers,
+    )
+
+
 def _issue_branch(
     repo: RepoInfo, number: int, title: str, settings: cfg.Settings, token: str | None
 ) -> str:
@@ -248,7 +287,7 @@ def _issue_branch(
     return existing[0] if existing else prefix + slugify(title, 40)
 
 
-def _check_branch(forge: GitHubForge, repo: RepoInfo, branch: str, settings: cfg.Settings) -> None:
+def _check_branch(forge: Forge, repo: RepoInfo, branch: str, settings: cfg.Settings) -> None:
     if branch == repo.default_branch or not branch.startswith(settings.git.branch_prefix):
         raise ConfigError(
             f"refusing to push to `{branch}` of {repo.full_name}",
@@ -261,7 +300,7 @@ def _check_branch(forge: GitHubForge, repo: RepoInfo, branch: str, settings: cfg
 class _locked:
     """A `codebot:running` label on the issue/PR: a second run is refused while it is there."""
 
-    def __init__(self, forge: GitHubForge, target: Target) -> None:
+    def __init__(self, forge: Forge, target: Target) -> None:
         self.forge, self.target = forge, target
 
     def __enter__(self) -> None:
@@ -279,7 +318,7 @@ class _locked:
             self.forge.remove_label(self.target.repo, self.target.number, LOCK_LABEL)
 
 
-def _say(forge: GitHubForge, target: Target, redact: Redactor, text: str) -> None:
+def _say(forge: Forge, target: Target, redact: Redactor, text: str) -> None:
     if target.number:
         forge.comment(target.repo, target.number, redact(text))
 
@@ -296,7 +335,7 @@ def _final_comment(record: RunRecord, pull: PullInfo | None) -> str:
     )
     if record.passed and pull is not None:
         return f"✅ Pull request #{pull.number} is ready for review: all checks passed ({stats})."
-    why = f"{report.STOP_TEXT[record.stop_reason]} ({record.stop_detail})"
+    why = f"{stops.text(record.stop_reason)} ({record.stop_detail})"
     if pull is not None:
         return f"⚠️ {why}. The partial change is in draft pull request #{pull.number} ({stats})."
     return f"⚠️ {why}, with no change to propose ({stats})."

@@ -1,4 +1,4 @@
-"""A GitHub issue becomes a TaskSpec; a `/codebot ...` comment becomes an instruction.
+"""A GitHub issue becomes a TaskSpec.
 
 Issue text is untrusted: it supplies only the title, the description and the acceptance
 checklist. Every command the sandbox will run, and every limit, comes from the repository's
@@ -10,20 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from codebot.errors import SpecError
+from codebot.records import IssueInfo
 from codebot.spec import TaskSpec, parse_spec, slugify
-
-if TYPE_CHECKING:  # keeps this module free of the PyGithub import
-    from codebot.forge import IssueInfo
 
 AGENTS_HEADING = "## Repository instructions (AGENTS.md)"
 _CHECKLIST_ITEM = re.compile(r"^\s*[-*+]\s+\[[ xX]\]\s+(?P<text>\S.*?)\s*$", re.MULTILINE)
 _CODE_FENCE = re.compile(r"^\s*(```|~~~).*?^\s*\1", re.MULTILINE | re.DOTALL)
-_TRIGGER = re.compile(r"/codebot(?=\s|$)", re.IGNORECASE)
 _MAX_TITLE = 200  # the schema's limit; GitHub allows 256
 _MAX_ID = 60  # the schema's id pattern allows 60 characters
 
@@ -65,13 +62,3 @@ def spec_from_issue(
             f"{cause} (after applying the repo's .codebot.yml `spec:`)", exc.fix
         ) from None
     return replace(spec, source=issue.url)
-
-
-def parse_trigger_command(comment_body: str) -> str | None:
-    """The instruction after a leading `/codebot` ("" for a bare `/codebot`), else None.
-
-    Only a comment that starts with the command triggers; a quoted or mid-text mention
-    does not."""
-    text = comment_body.replace("\r\n", "\n").lstrip()
-    match = _TRIGGER.match(text)
-    return text[match.end() :].strip() if match else None

@@ -1,7 +1,10 @@
-"""The seams. loop.py depends on these, never on an SDK.
+"""The seams. loop.py and github_flow.py depend on these, never on an SDK or a concrete class.
 
-Each protocol has one real implementation (llm.OpenAIModel, sandbox.DockerSandbox,
-forge.GitHubForge) and one socket-level test double in tests/support/.
+Each protocol has one real implementation and one test double:
+- `Model`: llm.OpenAIModel; tests/support/model_server.py (a scripted HTTP server).
+- `Sandbox`: sandbox.DockerSandbox; tests/support/scripted_sandbox.py (strict, in-process).
+- `Worktree`: edits.FileTree on the isolated clone; tests use it on a temp directory.
+- `Forge`: forge.GitHubForge; tests/support/github_server.py (a REST server PyGithub talks to).
 """
 
 from __future__ import annotations
@@ -10,11 +13,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from codebot.records import Completion, ExecResult, Message
+from codebot.records import (
+    Completion,
+    Edit,
+    EditOutcome,
+    ExecResult,
+    IssueInfo,
+    Message,
+    PullInfo,
+    RepoInfo,
+)
 
 
 class Model(Protocol):
     name: str
+
+    @property
+    def adjustments(self) -> Sequence[str]:
+        """Request options the endpoint refused and the run did without (e.g. temperature)."""
+        ...
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         """One chat completion. Raises ModelError once retries are spent."""
@@ -49,4 +66,66 @@ class Sandbox(Protocol):
 
     def close(self) -> None:
         """Remove the container and everything it owns. Safe to call twice."""
+        ...
+
+
+class Worktree(Protocol):
+    """The files a run edits (the isolated clone's work tree), as the loop sees them."""
+
+    @property
+    def root(self) -> Path:
+        """Where the tree is on the host (what `Sandbox.sync` copies from)."""
+        ...
+
+    def apply(self, edits: Sequence[Edit]) -> tuple[EditOutcome, ...]:
+        """Apply edits in order, refusing unsafe or protected paths; one outcome per edit."""
+        ...
+
+    def read(self, path: str) -> str | None:
+        """A regular file's text inside the tree (None if absent, a link, or outside)."""
+        ...
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` is a regular file in the tree now."""
+        ...
+
+
+class Forge(Protocol):
+    """The code host: issues, comments, labels and one pull request per branch."""
+
+    def repo(self, full_name: str) -> RepoInfo: ...
+
+    def issue(self, full_name: str, number: int) -> IssueInfo: ...
+
+    def pull(self, full_name: str, number: int) -> PullInfo: ...
+
+    def comment(self, full_name: str, number: int, body: str) -> str:
+        """Post a comment on an issue or PR; returns the comment's URL."""
+        ...
+
+    def add_label(self, full_name: str, number: int, label: str) -> None: ...
+
+    def remove_label(self, full_name: str, number: int, label: str) -> None:
+        """Remove a label; one that is not there is not an error."""
+        ...
+
+    def is_protected(self, full_name: str, branch: str) -> bool: ...
+
+    def open_pr_body(self, full_name: str, head: str) -> str | None:
+        """The body of the open PR from branch `head`; None when there is none."""
+        ...
+
+    def open_or_update_pr(
+        self,
+        full_name: str,
+        *,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        draft: bool,
+        labels: Sequence[str] = (),
+        reviewers: Sequence[str] = (),
+    ) -> PullInfo:
+        """One open PR per head branch: update it if it exists, else create it."""
         ...

@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from codebot.stops import StopReason
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -123,7 +125,8 @@ class CheckResult:
     failing_tests: tuple[FailedTest, ...] = ()
 
 
-Decision = Literal["green", "retry", "give_up"]
+# How an iteration ended: the name of the loop's decision (codebot.loop.Decision).
+IterationEnd = Literal["green", "retry", "stop"]
 
 
 @dataclass(frozen=True)
@@ -136,21 +139,9 @@ class Iteration:
     model_s: float
     edits: tuple[EditOutcome, ...]
     checks: tuple[CheckResult, ...]
-    decision: Decision
+    decision: IterationEnd
     feedback: str
     duration_s: float
-
-
-StopReason = Literal[
-    "passed",
-    "max_iterations",
-    "token_budget",
-    "cost_budget",
-    "model_error",
-    "sandbox_error",
-    "setup_failed",
-    "interrupted",
-]
 
 
 @dataclass(frozen=True)
@@ -183,6 +174,47 @@ class RunRecord:
     @property
     def passed(self) -> bool:
         return self.stop_reason == "passed"
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    full_name: str
+    default_branch: str
+    clone_url: str
+    url: str
+
+
+@dataclass(frozen=True)
+class IssueInfo:
+    """An issue as the API reports it. `author_association` (OWNER, MEMBER, COLLABORATOR,
+    CONTRIBUTOR, NONE, ...) is what callers use to decide whether to trust a trigger."""
+
+    repo: str
+    number: int
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    author: str
+    author_association: str
+    state: str
+    url: str
+    is_pull_request: bool
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """A pull request. `warnings` lists what was asked for but not done (e.g. a reviewer
+    who is not a collaborator); `created` is False when an open PR was reused."""
+
+    number: int
+    url: str
+    head: str
+    base: str
+    draft: bool
+    state: str
+    title: str = ""
+    created: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 def to_jsonable(value: Any) -> Any:

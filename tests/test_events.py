@@ -17,6 +17,7 @@ from codebot.events import (
     ReviewContext,
     Trigger,
     load_event,
+    parse_command,
     trigger_from_event,
 )
 
@@ -265,6 +266,30 @@ def test_untrusted_comment_without_the_command_is_ignored_not_refused() -> None:
     payload["comment"]["body"] = "Any news on this?"
 
     assert isinstance(trigger_from_event("issue_comment", payload), Ignore)
+
+
+# The /codebot command itself
+
+
+@pytest.mark.parametrize(
+    ("comment", "instruction"),
+    [
+        ("/codebot fix the flaky test", "fix the flaky test"),
+        ("  /codebot\r\nplease also update the docs\r\n", "please also update the docs"),
+        ("/codebot", ""),
+        ("/Codebot retry", "retry"),
+    ],
+)
+def test_command_text_is_what_follows_a_leading_codebot(comment: str, instruction: str) -> None:
+    assert parse_command(comment) == instruction
+
+
+@pytest.mark.parametrize(
+    "comment",
+    ["Thanks! /codebot later", "> /codebot fix it", "/codebotx run", "/code bot", ""],
+)
+def test_comment_not_starting_with_codebot_is_not_a_command(comment: str) -> None:
+    assert parse_command(comment) is None
 
 
 # The bot's own comments

@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from codebot.errors import ConfigError, ForgeError
-from codebot.forge import ClientOptions, GitHubForge, PullInfo
-from codebot.records import to_jsonable
+from codebot.forge import ClientOptions, GitHubForge
+from codebot.records import PullInfo, to_jsonable
 from tests.support.github_server import GitHubServer
 
 REPO = "acme/widgets"

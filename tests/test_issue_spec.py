@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from codebot.errors import SpecError
-from codebot.forge import IssueInfo
-from codebot.issue_spec import parse_trigger_command, spec_from_issue
+from codebot.issue_spec import spec_from_issue
+from codebot.records import IssueInfo
 
 DEFAULTS: dict[str, Any] = {"test": "pytest -q", "lint": "ruff check .", "max_iterations": 4}
 ISSUE = IssueInfo(
@@ -112,24 +112,3 @@ def test_long_title_still_gives_a_valid_id() -> None:
 
     assert spec.id is not None and spec.id.startswith("issue-123456-refactor-everything")
     assert len(spec.id) <= 60 and len(spec.title) <= 200
-
-
-@pytest.mark.parametrize(
-    ("comment", "instruction"),
-    [
-        ("/codebot fix the flaky test", "fix the flaky test"),
-        ("  /codebot\r\nplease also update the docs\r\n", "please also update the docs"),
-        ("/codebot", ""),
-        ("/Codebot retry", "retry"),
-    ],
-)
-def test_trigger_command_parsed_from_comment(comment: str, instruction: str) -> None:
-    assert parse_trigger_command(comment) == instruction
-
-
-@pytest.mark.parametrize(
-    "comment",
-    ["Thanks! /codebot later", "> /codebot fix it", "/codebotx run", "/code bot", ""],
-)
-def test_comment_not_starting_with_codebot_is_not_a_trigger(comment: str) -> None:
-    assert parse_trigger_command(comment) is None
