@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codebot import config as cfg  # noqa: E402
-from codebot.runner import RunRequest, execute  # noqa: E402
+from codebot.local import RunRequest, execute  # noqa: E402
 from tests.support.git_repos import make_repo  # noqa: E402
 from tests.support.model_server import ScriptedModelServer  # noqa: E402
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT  # noqa: E402

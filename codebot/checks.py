@@ -16,6 +16,8 @@ from xml.etree import ElementTree
 from codebot.protocols import Sandbox
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
+from codebot.text import tail
+from codebot.tokens import chars_for
 
 SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
 DEFAULT_LINT = "ruff check --no-cache --output-format=concise --"
@@ -23,8 +25,6 @@ OUTPUT_CHARS = 4000  # CheckResult.output, for people
 DETAIL_CHARS = 4000  # one failing test's text, as kept in the run record
 MAX_FAILING_TESTS = 50  # kept in the run record; the counts still say how many failed
 MIN_TEST_CHARS = 300  # below this a traceback tail is useless: list fewer tests instead
-CHARS_PER_TOKEN = 4
-CUT = "[...]\n"
 # What a connection or name lookup says when there is no network at all.
 _NETWORK_FAILURE = re.compile(
     r"Network is unreachable|Temporary failure in name resolution|Name or service not known"
@@ -125,7 +125,7 @@ def feedback_for_model(checks: Sequence[CheckResult], max_tokens: int) -> str:
     of its traceback (the assertion matters most), the budget shared across tests; build and
     lint give the tail of their output. Empty when every check passed.
     """
-    budget = max_tokens * CHARS_PER_TOKEN
+    budget = chars_for(max_tokens)
     failing = [c for c in checks if not c.passed]
     heads: list[str] = []
     bodies: list[str] = []
@@ -168,19 +168,6 @@ def share_budget(texts: Sequence[str], budget: int) -> list[int]:
         remaining -= allowances[shortest]
         pending.pop(0)
     return allowances
-
-
-def tail(text: str, limit: int) -> str:
-    """The end of `text` in at most `limit` chars, starting at a line when that is cheap."""
-    if len(text) <= limit:
-        return text
-    if limit <= len(CUT):
-        return text[len(text) - limit :] if limit > 0 else ""
-    kept = text[len(text) - (limit - len(CUT)) :]
-    newline = kept.find("\n")
-    if 0 <= newline < len(kept) // 4:
-        kept = kept[newline + 1 :]
-    return CUT + kept
 
 
 def _plain_check(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,17 +15,15 @@ from typing import Any
 
 import click
 
-from codebot import __version__, github_flow
+from codebot import __version__, github_flow, report, stops
 from codebot import config as cfg
 from codebot.errors import CodebotError
 from codebot.forge import GitHubForge
+from codebot.local import RunOutcome, RunRequest, execute
 from codebot.records import RunRecord
 from codebot.redact import Redactor
-from codebot.runner import RunOutcome, RunRequest, execute
 from codebot.spec import load_spec
 
-EXIT = {"passed": 0, "max_iterations": 1, "token_budget": 1, "cost_budget": 1,
-        "model_error": 3, "sandbox_error": 4, "setup_failed": 1, "interrupted": 130}  # fmt: skip
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 
 
@@ -86,11 +83,11 @@ def resume(run_dir: Path, **flags: Any) -> None:
     Finished iterations are replayed from the record (no model call, no checks); the run
     goes on from the next one with the same run id.
     """
+    data = report.read_run(run_dir)
     try:
-        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         spec, repo = Path(data["spec"]["source"]), Path(data["repo"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise click.ClickException(f"{run_dir} holds no readable run.json ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise click.ClickException(f"{run_dir}/run.json names no spec or repo ({exc})") from None
     flags.setdefault("runs_dir", None)
     flags["runs_dir"] = flags["runs_dir"] or run_dir.parent
     _run(RunRequest(spec, repo, _settings(flags), resume=run_dir))
@@ -199,7 +196,7 @@ def _finish_github(outcome: github_flow.GitHubOutcome, output_file: str | None =
             out.write(f"pr-url={outcome.pull.url if outcome.pull else ''}\n")
             out.write(f"stop-reason={outcome.stop_reason}\n")
             out.write(f"cost-usd={'' if cost is None else f'{cost:.4f}'}\n")
-    sys.exit(EXIT.get(outcome.stop_reason, 0))
+    sys.exit(stops.exit_code(outcome.stop_reason))
 
 
 def _settings(flags: dict[str, Any]) -> cfg.Settings:
@@ -215,17 +212,20 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
 def _run(request: RunRequest) -> None:
     outcome = execute(request, on_event=_progress)
     _print_outcome(outcome)
-    sys.exit(EXIT[outcome.record.stop_reason])
+    sys.exit(stops.exit_code(outcome.record.stop_reason))
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
     r: RunRecord = outcome.record
     cost = "cost unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
-    verdict = "all checks passed" if r.passed else f"stopped ({r.stop_reason}): {r.stop_detail}"
-    _echo(
-        f"codebot: {verdict} after {len(r.iterations)} iteration(s); "
-        f"{r.usage.total_tokens:,} tokens, {cost}"
-    )
+    spent = f"{r.usage.total_tokens:,} tokens, {cost}"
+    if r.passed:
+        _echo(f"codebot: all checks passed after {len(r.iterations)} iteration(s); {spent}")
+    else:  # the detail may name iterations itself: say the count apart, never "after N after N"
+        _echo(
+            f"codebot: stopped ({r.stop_reason}): {r.stop_detail}; "
+            f"{len(r.iterations)} iteration(s), {spent}"
+        )
     if outcome.branch:
         _echo(f"  branch:     {outcome.branch} (in {r.repo})")
     else:
@@ -249,10 +249,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         _echo("codebot: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(stops.INTERRUPTED_EXIT)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _echo("codebot: interrupted; nothing was left behind", err=True)
-        sys.exit(130)
+        sys.exit(stops.INTERRUPTED_EXIT)

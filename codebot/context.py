@@ -6,27 +6,21 @@ the task text mentions, then the remaining small source files. Deterministic for
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path, PurePosixPath
-from string import Template
 
+from codebot import prompts
 from codebot.records import EditOutcome
 from codebot.spec import TaskSpec
+from codebot.tokens import estimate_tokens
 
 MAX_TREE_ENTRIES = 400
 MAX_FILE_BYTES = 60_000
 # Anything a model could read as the wrapper's tag: any case, blanks on either side of `/`.
 _TAG = re.compile(r"(?i)<\s*/?\s*untrusted")
 SOURCE_SUFFIXES = {".py", ".pyi", ".toml", ".cfg", ".ini", ".txt", ".md", ".yml", ".yaml", ".json"}
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap, model-independent estimate (about four characters per token)."""
-    return math.ceil(len(text) / 4)
 
 
 @dataclass(frozen=True)
@@ -95,12 +89,8 @@ def _read_text(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def _template(name: str) -> Template:
-    return Template(resources.files("codebot").joinpath("prompts", name).read_text("utf-8"))
-
-
 def system_prompt() -> str:
-    return _template("system.md").template
+    return prompts.text("system.md")
 
 
 def untrusted(text: str) -> str:
@@ -139,7 +129,8 @@ def render_task(spec: TaskSpec, ctx: Context, baseline: str) -> str:
     files = render_files(ctx.files)
     if ctx.omitted:
         files += f"\n(Not shown for space: {', '.join(ctx.omitted)}.)\n"
-    return _template("task.md").substitute(
+    return prompts.render(
+        "task.md",
         source=untrusted(spec.source or "spec"),
         title=untrusted(spec.title),
         description=untrusted(spec.description.strip()),
@@ -162,7 +153,8 @@ def render_feedback(
     shown = ""
     if files:
         shown = "Current content of the files you changed:\n\n" + render_files(files) + "\n"
-    return _template("feedback.md").substitute(
+    return prompts.render(
+        "feedback.md",
         iteration=iteration,
         max_iterations=max_iterations,
         edits=(edits + "\n") if edits else "",

@@ -55,9 +55,3 @@ class ForgeError(CodebotError):
     """The GitHub API refused or failed a request."""
 
     exit_code = 6
-
-
-class Interrupted(CodebotError):
-    """The run was stopped by Ctrl-C or SIGTERM."""
-
-    exit_code = 130

@@ -19,10 +19,11 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from codebot.config import ModelConfig
-from codebot.context import estimate_tokens
 from codebot.errors import ModelError
 from codebot.records import Completion, Message, Usage
 from codebot.redact import Redactor
+from codebot.text import clip
+from codebot.tokens import estimate_tokens
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SEED = 0  # honoured by OpenAI, vLLM, llama.cpp and Ollama; makes reruns comparable
@@ -213,7 +214,7 @@ class OpenAIModel:
         message = body.get("message") if isinstance(body, dict) else body
         text = message if isinstance(message, str) and message else str(exc)
         text = self._redact(" ".join(text.split()))
-        return text if len(text) <= 200 else text[:199] + "…"
+        return clip(text, 200)
 
     def _url(self) -> str:
         """The base URL without any user:password part."""

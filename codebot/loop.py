@@ -1,64 +1,164 @@
-"""The agent loop: ask the model, apply its edits, run the checks, decide, repeat.
+"""The agent loop as a small state machine: `Loop.step(state, reply) -> (decision, state)`.
 
-Each step ends in one of three decisions (Green, Retry, GiveUp); every stop reason is data.
-No SDK is imported here: the model and the sandbox come in through codebot.protocols.
+A decision is `Green`, `Retry(feedback)` or `Stop(reason, detail)` and carries what the reply
+did (edit outcomes, checks). Every rule that ends a run short of green is data in `StopRules`.
+`run_loop` is the thin driver that does the I/O: ask the model, step, report. The model, the
+sandbox and the work tree come in through codebot.protocols: no SDK, no concrete class.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-from codebot import context
+from codebot import context, prompts
 from codebot.checks import feedback_for_model, run_checks
-from codebot.edits import apply_edits, parse_edits
+from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
-from codebot.protocols import Model, Sandbox
+from codebot.protocols import Model, Sandbox, Worktree
 from codebot.records import (
     CheckResult,
     Completion,
     Edit,
     EditOutcome,
     Iteration,
+    IterationEnd,
     Message,
-    StopReason,
     Usage,
 )
 from codebot.spec import TaskSpec
-
-NO_EDITS = (
-    "Your reply contained no edits I could apply. Send SEARCH/REPLACE blocks (file path on its "
-    "own line, then <<<<<<< SEARCH / ======= / >>>>>>> REPLACE) or a ```diff block."
-)
+from codebot.stops import StopReason
+from codebot.tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
 class Green:
-    pass
+    """Every check passed after this reply's edits."""
+
+    outcomes: tuple[EditOutcome, ...]
+    checks: tuple[CheckResult, ...]
 
 
 @dataclass(frozen=True)
 class Retry:
+    """Not done: `feedback` goes back to the model as the next user message."""
+
     feedback: str
+    outcomes: tuple[EditOutcome, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
 
 
 @dataclass(frozen=True)
-class GiveUp:
+class Stop:
+    """The run ends short of green, for `reason` (see codebot.stops)."""
+
     reason: StopReason
     detail: str
+    outcomes: tuple[EditOutcome, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
 
 
-Decision = Green | Retry | GiveUp
+Decision = Green | Retry | Stop
+_END: dict[type, IterationEnd] = {Green: "green", Retry: "retry", Stop: "stop"}
 
 
 @dataclass(frozen=True)
-class Limits:
-    protected: tuple[str, ...]
-    python_repo: bool
-    feedback_tokens: int = 2_000
+class LoopState:
+    """What the loop knows between replies. `idle`: replies in a row that changed no file;
+    `repeats`: replies in a row that resent edits already tried."""
+
+    history: tuple[Message, ...]
+    iterations: tuple[Iteration, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    tried: Mapping[str, int] = field(default_factory=dict)
+    changed: frozenset[str] = frozenset()
+    idle: int = 0
+    repeats: int = 0
+
+    @property
+    def next_number(self) -> int:
+        return len(self.iterations) + 1
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """Every rule that stops a run short of green (README "Stop rules"). The budgets are
+    checked before each model call, so no call is made that would pass one; the progress
+    caps after each reply. `max_idle` 3 follows Aider, which stops after three reflections."""
+
+    max_iterations: int
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_seconds: float | None = None
+    max_idle: int = 3  # replies in a row that changed no file (no edits, refused, no-op)
+    max_repeats: int = 2  # replies in a row that resent edits already tried
+
+    @classmethod
+    def of(cls, spec: TaskSpec) -> StopRules:
+        minutes = spec.budget.max_minutes
+        return cls(
+            max_iterations=spec.max_iterations,
+            max_tokens=spec.budget.max_tokens,
+            max_cost_usd=spec.budget.max_cost_usd,
+            max_seconds=None if minutes is None else minutes * 60,
+        )
+
+    def before_call(self, state: LoopState, elapsed_s: float) -> Stop | None:
+        """Why the next model call must not be made, if it must not."""
+        done = len(state.iterations)
+        if done >= self.max_iterations:
+            return Stop("max_iterations", f"checks still failing after {done} iterations")
+        next_prompt = sum(estimate_tokens(m.content) for m in state.history)
+        used = state.usage.total_tokens
+        if self.max_tokens is not None and used + next_prompt > self.max_tokens:
+            return Stop(
+                "token_budget",
+                f"{used} tokens used; the next call (~{next_prompt} prompt tokens) would pass "
+                f"the budget of {self.max_tokens}",
+            )
+        return self._cost(state, next_prompt) or self._time(state, elapsed_s)
+
+    def after_reply(self, state: LoopState) -> Stop | None:
+        """Why the run must stop although the model could be asked again."""
+        if state.repeats >= self.max_repeats:
+            return Stop(
+                "no_progress", f"the model resent edits it had already tried {state.repeats} times"
+            )
+        if state.idle >= self.max_idle:
+            return Stop("no_progress", f"{state.idle} replies in a row changed no file")
+        return None
+
+    def _cost(self, state: LoopState, next_prompt: int) -> Stop | None:
+        spent, budget = state.cost_usd, self.max_cost_usd
+        if budget is None or spent is None:
+            return None
+        if spent >= budget:
+            return Stop("cost_budget", f"${spent:.4f} spent of ${budget:.4f}")
+        # The next call at the price per token paid so far (its reply tokens not yet known).
+        tokens = state.usage.total_tokens
+        estimate = spent / tokens * next_prompt if tokens else 0.0
+        if spent + estimate > budget:
+            return Stop(
+                "cost_budget",
+                f"${spent:.4f} spent; the next call (~${estimate:.4f}) would pass the budget "
+                f"of ${budget:.4f}",
+            )
+        return None
+
+    def _time(self, state: LoopState, elapsed_s: float) -> Stop | None:
+        if self.max_seconds is None:
+            return None
+        last = state.iterations[-1].duration_s if state.iterations else 0.0
+        if elapsed_s + last > self.max_seconds:
+            return Stop(
+                "time_budget",
+                f"{elapsed_s:.0f}s of {self.max_seconds:.0f}s used; another iteration "
+                f"(~{last:.0f}s, like the last) would pass the budget",
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -70,173 +170,198 @@ class LoopResult:
     cost_usd: float | None
     changed: tuple[str, ...]
 
+    @classmethod
+    def of(cls, state: LoopState, end: Green | Stop, max_iterations: int) -> LoopResult:
+        reason: StopReason = "passed" if isinstance(end, Green) else end.reason
+        detail = (
+            f"in iteration {len(state.iterations)} of {max_iterations}"
+            if isinstance(end, Green)
+            else end.detail
+        )
+        return cls(
+            iterations=state.iterations,
+            stop_reason=reason,
+            stop_detail=detail,
+            usage=state.usage,
+            cost_usd=state.cost_usd,
+            changed=tuple(sorted(state.changed)),
+        )
 
-@dataclass
-class _State:
-    """What the loop remembers between iterations."""
 
-    usage: Usage
-    cost: float | None
-    tried: dict[str, int]
-    changed: set[str]
+@dataclass(frozen=True)
+class Loop:
+    """What a step needs: the task, the rules, and the world behind its protocols.
+    `started` is when the run began, on `clock` (the wall-time budget counts from it)."""
+
+    spec: TaskSpec
+    rules: StopRules
+    tree: Worktree
+    sandbox: Sandbox
+    python_repo: bool
+    feedback_tokens: int = 2_000
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self, state: LoopState, reply: Completion) -> tuple[Decision, LoopState]:
+        """Judge one reply: apply its edits, run the checks if a file changed, decide."""
+        began = self.clock()
+        number = state.next_number
+        parsed = parse_edits(reply.text)
+        key = _fingerprint(parsed.edits)
+        earlier = state.tried.get(key) if parsed.edits else None
+        decision: Decision
+        if not parsed.edits:
+            problems = "".join(f"\n- {p}" for p in parsed.problems)
+            decision = Retry(prompts.snippet("no_edits.md", problems=problems))
+        elif earlier is not None:
+            decision = Retry(prompts.snippet("repeated_edits.md", earlier=earlier))
+        else:
+            decision = self._attempt(number, parsed, state.changed)
+        applied = {o.path for o in decision.outcomes if o.status == "applied"}
+        state = replace(
+            state,
+            tried={**state.tried, key: number} if parsed.edits and earlier is None else state.tried,
+            changed=state.changed | applied,
+            idle=0 if applied else state.idle + 1,
+            repeats=state.repeats + 1 if earlier is not None else 0,
+        )
+        if isinstance(decision, Retry) and (stop := self.rules.after_reply(state)):
+            decision = Stop(stop.reason, stop.detail, decision.outcomes, decision.checks)
+        return decision, _recorded(state, reply, decision, self.clock() - began)
+
+    def resume(self, state: LoopState, prior: Sequence[Iteration]) -> LoopState:
+        """Replay an interrupted run's iterations from their recorded replies (no model call,
+        no checks); their edits must land exactly as they did."""
+        for it in prior:
+            parsed = parse_edits(it.reply)
+            outcomes = self.tree.apply(parsed.edits) if parsed.edits else ()
+            if [o.status for o in outcomes] != [e.status for e in it.edits]:
+                raise WorkspaceError(
+                    f"cannot resume: the edits of iteration {it.number} no longer apply as "
+                    "recorded",
+                    "start a new run",
+                )
+            state = replace(
+                state,
+                history=(
+                    *state.history,
+                    Message("assistant", it.reply),
+                    Message("user", it.feedback),
+                ),
+                iterations=(*state.iterations, it),
+                usage=state.usage + it.usage,
+                cost_usd=_add(state.cost_usd, it.cost_usd),
+                tried={**state.tried, _fingerprint(parsed.edits): it.number}
+                if parsed.edits
+                else state.tried,
+                changed=state.changed | {o.path for o in outcomes if o.status == "applied"},
+            )
+        if state.changed:
+            self.sandbox.sync(self.tree.root, sorted(state.changed))
+        return state
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def _attempt(self, number: int, parsed: ParsedReply, changed: frozenset[str]) -> Decision:
+        outcomes = self.tree.apply(parsed.edits)
+        touched = sorted({o.path for o in outcomes if o.status == "applied"})
+        if touched:  # synced now, so a file applied beside a refused block is never stale
+            self.sandbox.sync(self.tree.root, touched)
+        shown = [(p, t) for p in sorted({o.path for o in outcomes}) if (t := self.tree.read(p))]
+        unread = "".join(f"\n- {p}" for p in parsed.problems)
+        notes = [prompts.snippet("unreadable_parts.md", problems=unread)] if unread else []
+        refused = any(o.status == "refused" for o in outcomes)
+        if refused or not touched:
+            notes.append(prompts.snippet("refused_blocks.md" if refused else "changed_nothing.md"))
+            return Retry(self._feedback(number, outcomes, "\n".join(notes), shown), outcomes)
+        existing = [p for p in sorted(changed | set(touched)) if self.tree.exists(p)]
+        checks = run_checks(self.sandbox, self.spec, existing, python_repo=self.python_repo)
+        if all(c.passed for c in checks):
+            return Green(outcomes, checks)
+        failures = context.check_output(feedback_for_model(checks, self.feedback_tokens))
+        text = "\n".join([*notes, failures]) if notes else failures
+        return Retry(self._feedback(number, outcomes, text, shown), outcomes, checks)
+
+    def _feedback(
+        self,
+        number: int,
+        outcomes: Sequence[EditOutcome],
+        checks: str,
+        shown: Sequence[tuple[str, str]],
+    ) -> str:
+        return context.render_feedback(number, self.spec.max_iterations, outcomes, checks, shown)
 
 
 def run_loop(
-    spec: TaskSpec,
+    loop: Loop,
     model: Model,
-    sandbox: Sandbox,
-    root: Path,
-    messages: Sequence[Message],
-    limits: Limits,
-    on_iteration: Callable[[Iteration], None] | None = None,
-    prior: Sequence[Iteration] = (),
+    state: LoopState,
+    on_iteration: Callable[[tuple[Iteration, ...]], None] = lambda _: None,
 ) -> LoopResult:
-    """Iterate until green, a limit, or an error. `prior` iterations (from an interrupted
-    run's record) are replayed from their recorded replies: no model call, no checks."""
-    state = _State(Usage(), 0.0, {}, set())
-    iterations: list[Iteration] = list(prior)
-    history = list(messages)
-    stop: GiveUp = GiveUp("max_iterations", f"checks still failing after {spec.max_iterations}")
-    for it in prior:
-        _replay(it, root, limits, state)
-        history += [Message("assistant", it.reply), Message("user", it.feedback)]
-    if state.changed:
-        sandbox.sync(root, sorted(state.changed))
-    number = len(prior) + 1
-    try:
-        for number in range(len(prior) + 1, spec.max_iterations + 1):
-            if over := _over_budget(spec, state, history):
-                stop = over
-                break
-            started = time.monotonic()
-            completion = model.complete(history)
-            state.usage += completion.usage
-            state.cost = _add_cost(state.cost, completion.cost_usd)
-            try:
-                decision, outcomes, checks = _step(
-                    number, completion.text, spec, sandbox, root, limits, state
-                )
-            except (SandboxError, KeyboardInterrupt) as exc:
-                # Keep the reply that was paid for in the record, then stop as below.
-                reason: StopReason = (
-                    "sandbox_error" if isinstance(exc, SandboxError) else "interrupted"
-                )
-                cut = GiveUp(reason, "cut short")
-                iterations.append(_record(number, history, completion, (), (), cut, started))
-                raise
-            iterations.append(
-                _record(number, history, completion, outcomes, checks, decision, started)
-            )
-            if on_iteration:
-                on_iteration(iterations[-1])
-            if isinstance(decision, Green):
-                stop = GiveUp("passed", f"in iteration {number} of {spec.max_iterations}")
-                break
-            if isinstance(decision, GiveUp):
-                stop = decision
-                break
-            history += [Message("assistant", completion.text), Message("user", decision.feedback)]
-    except ModelError as exc:
-        stop = GiveUp("model_error", exc.one_line())
-    except SandboxError as exc:
-        stop = GiveUp("sandbox_error", exc.one_line())
-    except KeyboardInterrupt:
-        stop = GiveUp("interrupted", f"interrupted during iteration {number}")
-    return LoopResult(
-        tuple(iterations),
-        stop.reason,
-        stop.detail,
-        state.usage,
-        state.cost,
-        tuple(sorted(state.changed)),
+    """Ask, step, repeat until a decision ends the run. A failing endpoint, a failing sandbox
+    and Ctrl-C end it too, as a Stop; a reply already paid for stays in the record."""
+    end: Green | Stop
+    while True:
+        if stop := loop.rules.before_call(state, loop.elapsed()):
+            end = stop
+            break
+        try:
+            reply = model.complete(state.history)
+        except ModelError as exc:
+            end = Stop("model_error", exc.one_line())
+            break
+        except KeyboardInterrupt:
+            end = Stop("interrupted", f"interrupted during iteration {state.next_number}")
+            break
+        try:
+            decision, state = loop.step(state, reply)
+        except (SandboxError, KeyboardInterrupt) as exc:
+            end = _cut_short(exc, state.next_number)
+            state = _recorded(state, reply, end, 0.0)
+            break
+        on_iteration(state.iterations)
+        if not isinstance(decision, Retry):
+            end = decision
+            break
+    return LoopResult.of(state, end, loop.rules.max_iterations)
+
+
+def _cut_short(exc: BaseException, number: int) -> Stop:
+    if isinstance(exc, SandboxError):
+        return Stop("sandbox_error", exc.one_line())
+    return Stop("interrupted", f"interrupted during iteration {number}")
+
+
+def _recorded(state: LoopState, reply: Completion, decision: Decision, step_s: float) -> LoopState:
+    """`state` with the reply's iteration recorded, its cost counted and, on a Retry, the
+    reply and the feedback added to the conversation."""
+    iteration = Iteration(
+        number=state.next_number,
+        prompt_chars=sum(len(m.content) for m in state.history),
+        reply=reply.text,
+        usage=reply.usage,
+        cost_usd=reply.cost_usd,
+        model_s=round(reply.latency_s, 3),
+        edits=decision.outcomes,
+        checks=decision.checks,
+        decision=_END[type(decision)],
+        feedback=decision.feedback if isinstance(decision, Retry) else "",
+        duration_s=round(reply.latency_s + step_s, 3),
+    )
+    history = state.history
+    if isinstance(decision, Retry):
+        history = (*history, Message("assistant", reply.text), Message("user", decision.feedback))
+    return replace(
+        state,
+        history=history,
+        iterations=(*state.iterations, iteration),
+        usage=state.usage + reply.usage,
+        cost_usd=_add(state.cost_usd, reply.cost_usd),
     )
 
 
-def _step(
-    number: int,
-    reply: str,
-    spec: TaskSpec,
-    sandbox: Sandbox,
-    root: Path,
-    limits: Limits,
-    state: _State,
-) -> tuple[Decision, tuple[EditOutcome, ...], tuple[CheckResult, ...]]:
-    parsed = parse_edits(reply)
-    if not parsed.edits:
-        problems = "".join(f"\n- {p}" for p in parsed.problems)
-        return Retry(NO_EDITS + problems), (), ()
-    key = _fingerprint(parsed.edits)
-    if key in state.tried:
-        earlier = state.tried[key]
-        return (
-            Retry(
-                f"These edits are identical to iteration {earlier}, which failed. "
-                "Do not resend them; try a different change."
-            ),
-            (),
-            (),
-        )
-    state.tried[key] = number
-    outcomes = apply_edits(root, parsed.edits, limits.protected)
-    touched = sorted({o.path for o in outcomes if o.status == "applied"})
-    state.changed.update(touched)
-    shown = _current_files(root, {o.path for o in outcomes})
-    unread = "".join(f"\n- {p}" for p in parsed.problems)
-    if unread:
-        unread = "Parts of your reply could not be read as edits:" + unread + "\n"
-    if any(o.status == "refused" for o in outcomes):
-        note = "Refused blocks were not applied and no checks were run; fix and resend only those."
-        fb = context.render_feedback(number, spec.max_iterations, outcomes, unread + note, shown)
-        return Retry(fb), outcomes, ()
-    sandbox.sync(root, touched)
-    existing = sorted(p for p in state.changed if (root / p).is_file())
-    checks = run_checks(sandbox, spec, existing, python_repo=limits.python_repo)
-    if all(c.passed for c in checks):
-        return Green(), outcomes, checks
-    failures = unread + context.check_output(feedback_for_model(checks, limits.feedback_tokens))
-    return (
-        Retry(context.render_feedback(number, spec.max_iterations, outcomes, failures, shown)),
-        outcomes,
-        checks,
-    )
-
-
-def _replay(it: Iteration, root: Path, limits: Limits, state: _State) -> None:
-    """Re-apply a recorded iteration's edits; they must land exactly as they did."""
-    parsed = parse_edits(it.reply)
-    outcomes = apply_edits(root, parsed.edits, limits.protected) if parsed.edits else ()
-    if [o.status for o in outcomes] != [e.status for e in it.edits]:
-        raise WorkspaceError(
-            f"cannot resume: the edits of iteration {it.number} no longer apply as recorded",
-            "start a new run",
-        )
-    if parsed.edits:
-        state.tried[_fingerprint(parsed.edits)] = it.number
-    state.changed.update(o.path for o in outcomes if o.status == "applied")
-    state.usage += it.usage
-    state.cost = _add_cost(state.cost, it.cost_usd)
-
-
-def _over_budget(spec: TaskSpec, state: _State, history: Sequence[Message]) -> GiveUp | None:
-    budget = spec.budget
-    if budget.max_tokens is not None:
-        next_prompt = sum(context.estimate_tokens(m.content) for m in history)
-        if state.usage.total_tokens + next_prompt > budget.max_tokens:
-            return GiveUp(
-                "token_budget",
-                f"{state.usage.total_tokens} tokens used; the next call (~{next_prompt} prompt "
-                f"tokens) would pass the budget of {budget.max_tokens}",
-            )
-    if (
-        budget.max_cost_usd is not None
-        and state.cost is not None
-        and state.cost >= budget.max_cost_usd
-    ):
-        return GiveUp("cost_budget", f"${state.cost:.4f} spent of ${budget.max_cost_usd:.4f}")
-    return None
-
-
-def _add_cost(total: float | None, cost: float | None) -> float | None:
+def _add(total: float | None, cost: float | None) -> float | None:
     return None if total is None or cost is None else total + cost
 
 
@@ -244,44 +369,3 @@ def _fingerprint(edits: Sequence[Edit]) -> str:
     """Edits are the same attempt when they change the same text, whatever their numbering."""
     content = tuple((e.path, e.search, e.replace, e.delete) for e in edits)
     return hashlib.sha256(repr(content).encode()).hexdigest()
-
-
-def _current_files(root: Path, paths: set[str]) -> list[tuple[str, str]]:
-    files = []
-    for path in sorted(paths):
-        full = root / path
-        if (
-            full.is_file()
-            and not full.is_symlink()
-            and full.resolve().is_relative_to(root.resolve())
-        ):
-            files.append((path, full.read_text(encoding="utf-8", errors="replace")))
-    return files
-
-
-def _record(
-    number: int,
-    history: Sequence[Message],
-    completion: Completion,
-    outcomes: tuple[EditOutcome, ...],
-    checks: tuple[CheckResult, ...],
-    decision: Decision,
-    started: float,
-) -> Iteration:
-    return Iteration(
-        number=number,
-        prompt_chars=sum(len(m.content) for m in history),
-        reply=completion.text,
-        usage=completion.usage,
-        cost_usd=completion.cost_usd,
-        model_s=round(completion.latency_s, 3),
-        edits=outcomes,
-        checks=checks,
-        decision="green"
-        if isinstance(decision, Green)
-        else "retry"
-        if isinstance(decision, Retry)
-        else "give_up",
-        feedback=decision.feedback if isinstance(decision, Retry) else "",
-        duration_s=round(time.monotonic() - started, 3),
-    )

@@ -13,19 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codebot import pr_history
+from codebot import pr_history, stops
+from codebot.errors import ConfigError
 from codebot.records import CheckResult, Message, RunRecord, to_jsonable
-
-STOP_TEXT = {
-    "passed": "all checks passed",
-    "max_iterations": "stopped: iteration limit reached with checks still failing",
-    "token_budget": "stopped: token budget spent",
-    "cost_budget": "stopped: cost budget spent",
-    "model_error": "stopped: the LLM endpoint failed",
-    "sandbox_error": "stopped: the sandbox failed",
-    "setup_failed": "stopped: the setup command failed",
-    "interrupted": "stopped: interrupted",
-}
+from codebot.text import clip
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,18 @@ def write_run(
     return files
 
 
+def read_run(directory: Path) -> dict[str, Any]:
+    """A run's run.json as data (for `codebot resume`), or a ConfigError saying why not."""
+    path = directory / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", "pass a run directory") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a run record", "pass a run directory")
+    return data
+
+
 def write_checkpoint(directory: Path, record: RunRecord, redact: Callable[[str], str]) -> None:
     """run.json for a run still in progress; replaced atomically so it is never half-written."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,7 @@ def render_pr_body(
     lines = [
         f"## {_inline(spec['title'])}",
         "",
-        f"{status} **{STOP_TEXT[record.stop_reason]}** — {_inline(record.stop_detail)}",
+        f"{status} **{stops.text(record.stop_reason)}** — {_inline(record.stop_detail)}",
         "",
     ]
     summary = _summary(record)
@@ -125,7 +128,7 @@ def explanation(reply: str, limit: int = 800) -> str:
     if head and re.fullmatch(r"[`*]*[\w./-]+\.\w+[`*]*:?", head[-1].strip()):
         head = head[:-1]  # the file path line that introduces the first block
     text = "\n".join(head).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return clip(text, limit)
 
 
 def _summary(record: RunRecord) -> str:

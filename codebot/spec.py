@@ -29,6 +29,7 @@ DEFAULT_SETUP_TIMEOUT_S = 600
 class Budget:
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    max_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def _from_dict(data: dict[str, Any], source: str) -> TaskSpec:
         files=tuple(data.get("files", ())),
         max_iterations=data.get("max_iterations", DEFAULT_MAX_ITERATIONS),
         timeout=data.get("timeout", DEFAULT_TIMEOUT_S),
-        budget=Budget(budget.get("max_tokens"), budget.get("max_cost_usd")),
+        budget=Budget(
+            budget.get("max_tokens"), budget.get("max_cost_usd"), budget.get("max_minutes")
+        ),
         id=data.get("id"),
         base=data.get("base"),
         repo=data.get("repo"),

@@ -113,19 +113,23 @@ class Workspace:
             ) from None
 
     def tracked_files(self) -> list[str]:
-        return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
+        with _git("listing the tracked files"):
+            return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
 
     def read_base_file(self, relpath: str) -> str | None:
         """A file as it is at the base commit (not as the model may have edited it)."""
-        try:
-            data: bytes = self._repo.commit(self.base_commit).tree[relpath].data_stream.read()
-        except KeyError:
-            return None
+        with _git(f"reading {relpath} at the base commit"):
+            try:
+                blob = self._repo.commit(self.base_commit).tree[relpath]
+            except KeyError:
+                return None
+            data: bytes = blob.data_stream.read()
         return data.decode("utf-8", errors="replace")
 
     def ahead_of_base(self) -> bool:
         """The branch already holds commits beyond the base (a PR codebot continues)."""
-        return bool(self._repo.head.commit.hexsha != self.base_commit)
+        with _git("reading the branch head"):
+            return bool(self._repo.head.commit.hexsha != self.base_commit)
 
     @contextlib.contextmanager
     def base_tree(self) -> Iterator[Path]:
@@ -133,7 +137,8 @@ class Workspace:
         top = Path(tempfile.mkdtemp(prefix="codebot-base-"))
         tree = top / "tree"
         try:
-            self._repo.git.worktree("add", "--detach", str(tree), self.base_commit)
+            with _git("checking out the base commit"):
+                self._repo.git.worktree("add", "--detach", str(tree), self.base_commit)
             yield tree
         finally:
             with contextlib.suppress(git.GitCommandError):
@@ -142,39 +147,44 @@ class Workspace:
 
     def deleted_since_base(self) -> list[str]:
         """Committed files of the base that the branch head no longer has."""
-        out = self._repo.git.diff(
-            "--name-only", "--no-renames", "--diff-filter=D", "-z", self.base_commit, "HEAD"
-        )
+        with _git("listing the files deleted since the base"):
+            out = self._repo.git.diff(
+                "--name-only", "--no-renames", "--diff-filter=D", "-z", self.base_commit, "HEAD"
+            )
         return sorted(p for p in out.split("\0") if p)
 
     def is_python(self) -> bool:
         files = self.tracked_files()
         return any(f.endswith(".py") for f in files) or any(m in files for m in _PYTHON_MARKERS)
 
-    def changed_files(self) -> list[str]:
-        """Paths that differ from the base commit, including new and deleted files."""
-        self._repo.git.add("-A")
-        out = self._repo.git.diff("--cached", "--name-only", "-z", self.base_commit)
+    def stage(self) -> None:
+        """Put the work tree's whole state into git's index (what `staged_*` and `commit` see)."""
+        with _git("staging the changes"):
+            self._repo.git.add("-A")
+
+    def staged_files(self) -> list[str]:
+        """Paths the index holds differently from the base commit (new and deleted too)."""
+        with _git("listing the changed files"):
+            out = self._repo.git.diff("--cached", "--name-only", "-z", self.base_commit)
         return sorted(p for p in out.split("\0") if p)
 
-    def diff(self) -> str:
-        """The patch from the base commit to the current tree (staged)."""
-        self._repo.git.add("-A")
-        text: str = self._repo.git.diff("--cached", "--no-color", "--no-ext-diff", self.base_commit)
+    def staged_diff(self) -> str:
+        """The patch from the base commit to the index."""
+        with _git("writing the patch"):
+            text: str = self._repo.git.diff(
+                "--cached", "--no-color", "--no-ext-diff", self.base_commit
+            )
         return text + "\n" if text else ""
 
     def commit(self, message: str, author_name: str, author_email: str) -> str | None:
-        """One squashed commit of everything this run changed; None when nothing did."""
-        self._repo.git.add("-A")
-        if not self._repo.git.diff("--cached", "--name-only", "HEAD"):
-            return None
-        actor = git.Actor(author_name, author_email)
-        try:
+        """One squashed commit of everything staged beyond HEAD; None when nothing is."""
+        with _git("committing"):
+            if not self._repo.git.diff("--cached", "--name-only", "HEAD"):
+                return None
+            actor = git.Actor(author_name, author_email)
             commit = self._repo.index.commit(
                 message, author=actor, committer=actor, skip_hooks=True
             )
-        except (git.GitCommandError, OSError) as exc:
-            raise WorkspaceError(f"cannot commit in the workspace: {exc}", "see run.json") from None
         return commit.hexsha
 
     def publish_local(self) -> None:
@@ -189,8 +199,23 @@ class Workspace:
             ) from None
 
     def cleanup(self) -> None:
-        self._repo.close()
+        with contextlib.suppress(git.GitError, OSError):
+            self._repo.close()
         _remove_clone_dir(self.path)
+
+
+@contextlib.contextmanager
+def _git(
+    action: str, fix: str = "the isolated clone is damaged; start the run again"
+) -> Iterator[None]:
+    """The one place the remaining git errors become WorkspaceErrors: no GitCommandError
+    leaves this module as a traceback."""
+    try:
+        yield
+    except git.GitCommandError as exc:
+        raise WorkspaceError(f"git failed while {action}: {_stderr(exc)}", fix) from None
+    except (git.GitError, ValueError, OSError) as exc:
+        raise WorkspaceError(f"git failed while {action}: {exc}", fix) from None
 
 
 def _auth_env(url: str, token: str | None) -> dict[str, str]:

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.support.docker_fixtures",
     "tests.support.model_server",
+    "tests.support.scripted_sandbox",
     "tests.support.github_server",
     "tests.support.git_repos",
 ]

@@ -12,11 +12,11 @@ from codebot.checks import (
     parse_pytest_summary,
     run_checks,
     share_budget,
-    tail,
 )
 from codebot.records import CheckResult, FailedTest
 from codebot.sandbox import DockerSandbox
 from codebot.spec import TaskSpec
+from codebot.text import tail
 
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="2" tests="5">

@@ -4,6 +4,8 @@ import pytest
 
 from codebot import config as cfg
 from codebot.errors import ConfigError
+from codebot.runner import with_overrides
+from codebot.spec import Budget, TaskSpec
 
 
 def test_env_provides_endpoint_model_and_key():
@@ -70,3 +72,10 @@ def test_the_readme_codebot_yml_example_is_accepted_as_written():
     settings = cfg.with_repo_file(cfg.from_env({}), example)
     assert settings.spec_defaults["setup"].startswith("python3 -m pip install")
     assert settings.sandbox.pids == 512 and "migrations/**" in settings.git.protected_paths
+
+
+def test_operator_time_limit_from_env_wins_over_the_specs():
+    settings = cfg.from_env({"CODEBOT_MAX_MINUTES": "2.5"})
+    spec = TaskSpec(title="t", description="d", test="pytest", budget=Budget(max_minutes=30))
+
+    assert with_overrides(spec, settings).budget.max_minutes == 2.5

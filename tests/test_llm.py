@@ -13,10 +13,10 @@ from dataclasses import replace
 import pytest
 
 from codebot.config import ModelConfig
-from codebot.context import estimate_tokens
 from codebot.errors import ModelError
 from codebot.llm import OpenAIModel
 from codebot.records import Message
+from codebot.tokens import estimate_tokens
 from tests.support.model_server import ScriptedModelServer, Turn
 
 FAST = {"retry-after-ms": "1"}

@@ -99,3 +99,14 @@ def test_setup_command_and_its_timeout_are_read_and_default_to_none_and_600():
     with pytest.raises(SpecError) as err:
         parse_spec(VALID + "setup_timeout: 0\n", "s.yaml")
     assert "setup_timeout" in err.value.cause and ":4" in err.value.cause
+
+
+def test_a_time_budget_is_read_in_minutes():
+    spec = parse_spec(VALID + "budget:\n  max_minutes: 12.5\n", "s.yaml")
+    assert spec.budget.max_minutes == 12.5
+
+
+def test_a_time_budget_of_zero_is_refused_with_its_line():
+    with pytest.raises(SpecError) as err:
+        parse_spec(VALID + "budget:\n  max_minutes: 0\n", "s.yaml")
+    assert err.value.cause.startswith("s.yaml:5: field `budget.max_minutes` is out of range")

@@ -264,6 +264,7 @@ def test_action_declares_the_documented_inputs() -> None:
         "github-token",
         "max-iterations",
         "max-cost-usd",
+        "max-minutes",
         "draft",
         "label",
         "setup-network",

@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ def test_edits_and_commit_never_touch_the_users_repo(repo):
     try:
         (ws.path / "a.py").write_text("x = 2\n")
         (ws.path / "new.py").write_text("z = 3\n")
-        assert ws.changed_files() == ["a.py", "new.py"]
+        ws.stage()
+        assert ws.staged_files() == ["a.py", "new.py"]
         assert ws.commit("Change x", "bot", "bot@localhost")
     finally:
         ws.cleanup()
@@ -46,6 +48,7 @@ def test_publish_local_adds_only_the_branch(repo):
     ws = Workspace.create(repo, "fix-x", None, "codebot/")
     try:
         (ws.path / "a.py").write_text("x = 2\n")
+        ws.stage()
         sha = ws.commit("Change x", "bot", "bot@localhost")
         ws.publish_local()
     finally:
@@ -76,10 +79,31 @@ def test_diff_shows_the_patch_against_base(repo):
     ws = Workspace.create(repo, "fix-x", None, "codebot/")
     try:
         (ws.path / "lib/b.py").unlink()
-        patch = ws.diff()
+        ws.stage()
+        patch = ws.staged_diff()
     finally:
         ws.cleanup()
     assert "deleted file mode" in patch and "-y = 2" in patch
+
+
+def test_reading_the_staged_change_does_not_stage_anything(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "a.py").write_text("x = 2\n")
+        assert (ws.staged_files(), ws.staged_diff()) == ([], "")
+        assert ws.commit("nothing staged", "bot", "bot@localhost") is None
+    finally:
+        ws.cleanup()
+
+
+def test_a_git_failure_in_the_clone_is_a_workspace_error_not_a_traceback(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        shutil.rmtree(ws.path / ".git" / "objects")
+        with pytest.raises(WorkspaceError, match="git failed while listing the tracked files"):
+            ws.tracked_files()
+    finally:
+        ws.cleanup()
 
 
 def test_base_can_be_another_branch(repo):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from codebot import config as cfg
-from codebot.runner import RunOutcome, RunRequest, execute
+from codebot.local import RunOutcome, RunRequest, execute
 from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
 from tests.support.git_repos import git, snapshot
 from tests.support.model_server import ScriptedModelServer

@@ -216,9 +216,7 @@ def test_engine_dying_during_a_check_is_recorded_as_sandbox_error_in_run_json(
     assert (record["stop_reason"], record["head_commit"]) == ("sandbox_error", None)
     assert detail.startswith("cannot reach the Docker engine (") and "\n" not in detail
     assert "Connection aborted" not in detail, detail  # the OS reason, not the layers
-    assert [(i["reply"], i["decision"]) for i in record["iterations"]] == [
-        (MINUTES_DIFF, "give_up")
-    ]
+    assert [(i["reply"], i["decision"]) for i in record["iterations"]] == [(MINUTES_DIFF, "stop")]
 
 
 @pytest.mark.docker

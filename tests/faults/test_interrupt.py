@@ -58,7 +58,9 @@ def test_ctrl_c_during_a_check_exits_130_and_leaves_no_container_and_no_branch(
 
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err
-    assert "codebot: stopped (interrupted): interrupted during iteration 1 " in out, out
+    assert (
+        "codebot: stopped (interrupted): interrupted during iteration 1; 1 iteration(s)" in out
+    ), out
     assert "branch:     none" in out
     (run_json,) = (tmp_path / "runs").glob("*/run.json")
     record = json.loads(run_json.read_text())

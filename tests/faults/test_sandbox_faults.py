@@ -13,7 +13,7 @@ import pytest
 
 from codebot import config as cfg
 from codebot.errors import SandboxError
-from codebot.runner import RunRequest, execute
+from codebot.local import RunRequest, execute
 from tests.faults.conftest import DryRun, Run, codebot_branches, run_env, write_spec
 from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
 from tests.support.git_repos import make_repo, snapshot
@@ -82,9 +82,7 @@ def test_the_iteration_a_sandbox_fault_cut_short_keeps_its_reply_in_the_run_reco
     run, _ = run_with_the_sandbox_removed_mid_check(dry_run, model_server, docker_client, tmp_path)
 
     record = run.assert_nothing_lost(docker_client, "sandbox_error")
-    assert [(i["reply"], i["decision"]) for i in record["iterations"]] == [
-        (MINUTES_DIFF, "give_up")
-    ]
+    assert [(i["reply"], i["decision"]) for i in record["iterations"]] == [(MINUTES_DIFF, "stop")]
 
 
 def test_missing_docker_engine_fails_before_anything_starts_and_says_how_to_fix_it(

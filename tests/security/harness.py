@@ -27,7 +27,7 @@ import yaml
 
 import codebot
 from codebot import config as cfg
-from codebot.runner import RunOutcome, RunRequest, execute
+from codebot.local import RunOutcome, RunRequest, execute
 from tests.support.model_server import ScriptedModelServer
 
 PYTEST = "python3 -m pytest -q"

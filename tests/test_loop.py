@@ -1,0 +1,382 @@
+"""The loop's rules, driven without Docker: real edits on a temp directory, a strict scripted
+sandbox for the commands, and (for the driver) the scripted model server over a socket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from codebot.config import DEFAULT_PROTECTED, ModelConfig
+from codebot.edits import FileTree
+from codebot.errors import SandboxError, WorkspaceError
+from codebot.llm import OpenAIModel
+from codebot.loop import Green, Loop, LoopState, Retry, Stop, StopRules, run_loop
+from codebot.records import Completion, EditOutcome, Iteration, Message, Usage
+from codebot.spec import TaskSpec
+from tests.support.model_server import ScriptedModelServer, Turn
+from tests.support.scripted_sandbox import Exec, ScriptedSandbox
+
+CALC = "def add(a, b):\n    return a - b\n"
+
+
+def block(search: str, replace: str, path: str = "calc.py", why: str = "") -> str:
+    """One SEARCH/REPLACE block, as a model writes it."""
+    return f"{why}\n\n{path}\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n"
+
+
+FIX = block("    return a - b\n", "    return a + b\n", why="Use +.")
+WRONG = block("    return a - b\n", "    return a * b\n", why="Try *.")
+STALE = block("    result = compute(values)\n", "    return a + b\n")
+NO_OP = block("    return a - b\n", "    return a - b\n")
+PROSE = "I think the bug is in add; it subtracts."
+JUNIT_FAIL = b"""<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite>
+<testcase classname="test_calc" name="test_add"><failure message="assert -1 == 5">
+def test_add():
+&gt;       assert add(2, 3) == 5
+E       assert -1 == 5</failure></testcase></testsuite></testsuites>"""
+JUNIT_PASS = b"""<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite>
+<testcase classname="test_calc" name="test_add"/></testsuite></testsuites>"""
+PASS = Exec("pytest", 0, "1 passed", junit=JUNIT_PASS)
+FAIL = Exec("pytest", 1, "1 failed", junit=JUNIT_FAIL)
+PROMPT = (Message("system", "rules"), Message("user", "fix add"))
+
+MakeLoop = Callable[..., Loop]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> FileTree:
+    (tmp_path / "calc.py").write_text(CALC)
+    (tmp_path / "notes.md").write_text("# notes\n")
+    return FileTree(tmp_path, DEFAULT_PROTECTED)
+
+
+@pytest.fixture
+def make_loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> MakeLoop:
+    def make(clock: Clock | None = None, **rules: object) -> Loop:
+        spec = TaskSpec(title="Fix add", description="add subtracts", test="pytest -q", lint=False)
+        clock = clock or Clock()
+        return Loop(
+            spec=spec,
+            rules=StopRules(**{"max_iterations": 5, **rules}),  # type: ignore[arg-type]
+            tree=tree,
+            sandbox=scripted_sandbox,
+            python_repo=True,
+            clock=clock,
+            started=clock(),
+        )
+
+    return make
+
+
+def reply(text: str, tokens: tuple[int, int] = (100, 20), cost: float | None = 0.001) -> Completion:
+    return Completion(text, Usage(*tokens), "m", latency_s=0.5, cost_usd=cost)
+
+
+def start() -> LoopState:
+    return LoopState(history=PROMPT)
+
+
+def test_a_reply_whose_checks_pass_is_green(make_loop: MakeLoop, scripted_sandbox, tree):
+    scripted_sandbox.script(PASS)
+
+    decision, state = make_loop().step(start(), reply(FIX))
+
+    assert isinstance(decision, Green)
+    assert [c.name for c in decision.checks] == ["test"] and decision.checks[0].passed
+    assert "a + b" in tree.read("calc.py")
+    assert [(i.number, i.decision) for i in state.iterations] == [(1, "green")]
+    assert state.changed == {"calc.py"} and state.usage == Usage(100, 20)
+
+
+def test_the_checks_run_on_the_edited_files(make_loop: MakeLoop, scripted_sandbox):
+    scripted_sandbox.script(PASS)
+
+    make_loop().step(start(), reply(FIX))
+
+    assert scripted_sandbox.syncs == [("calc.py",)]
+    assert b"return a + b" in scripted_sandbox.files["calc.py"]
+
+
+def test_failing_checks_retry_with_the_failing_assertion_and_the_file_as_it_is(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    scripted_sandbox.script(FAIL)
+
+    decision, state = make_loop().step(start(), reply(WRONG))
+
+    assert isinstance(decision, Retry)
+    assert "test_calc::test_add" in decision.feedback and "assert -1 == 5" in decision.feedback
+    assert "return a * b" in decision.feedback  # the changed file, as it is now
+    assert state.history[-2:] == (
+        Message("assistant", WRONG),
+        Message("user", decision.feedback),
+    )
+    assert state.iterations[0].decision == "retry" and not state.iterations[0].checks[0].passed
+
+
+def test_refused_blocks_run_no_check(make_loop: MakeLoop, scripted_sandbox):
+    decision, state = make_loop().step(start(), reply(STALE))  # no command scripted
+
+    assert isinstance(decision, Retry)
+    assert "refused" in decision.feedback and "no checks were run" in decision.feedback
+    assert decision.checks == () and scripted_sandbox.commands == []
+    assert state.idle == 1
+
+
+def test_a_file_applied_beside_a_refused_block_reaches_the_sandbox_at_once(
+    make_loop: MakeLoop, scripted_sandbox, tree
+):
+    mixed = block("# notes\n", "# Notes\n", path="notes.md") + STALE
+
+    decision, state = make_loop().step(start(), reply(mixed))
+
+    assert [o.status for o in decision.outcomes] == ["applied", "refused"]
+    assert scripted_sandbox.files["notes.md"] == b"# Notes\n"  # not stale at the next check
+    assert state.idle == 0
+
+
+def test_an_identical_edit_is_neither_applied_nor_checked_again(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    scripted_sandbox.script(FAIL)  # for the first attempt only
+    loop = make_loop()
+    _, state = loop.step(start(), reply(WRONG))
+
+    decision, state = loop.step(state, reply(WRONG))
+
+    assert isinstance(decision, Retry)
+    assert "identical to iteration 1" in decision.feedback
+    assert decision.outcomes == () and scripted_sandbox.commands == ["pytest -q"]
+    assert state.repeats == 1
+
+
+def test_a_reply_without_edits_is_taught_the_format_and_runs_nothing(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    decision, state = make_loop().step(start(), reply(PROSE))
+
+    assert isinstance(decision, Retry)
+    assert "<<<<<<< SEARCH" in decision.feedback and "```diff" in decision.feedback
+    assert scripted_sandbox.syncs == [] and state.idle == 1
+
+
+def test_a_reply_that_changes_nothing_is_not_green_and_runs_no_check(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    decision, state = make_loop().step(start(), reply(NO_OP))
+
+    assert isinstance(decision, Retry)
+    assert [o.status for o in decision.outcomes] == ["already_applied"]
+    assert "changed no file" in decision.feedback
+    assert scripted_sandbox.syncs == [] and state.changed == frozenset()
+
+
+def test_three_replies_in_a_row_that_change_nothing_stop_for_no_progress(make_loop: MakeLoop):
+    loop = make_loop()
+    state = start()
+    decisions = []
+    for text in (PROSE, STALE, NO_OP):
+        decision, state = loop.step(state, reply(text))
+        decisions.append(type(decision).__name__)
+
+    assert decisions == ["Retry", "Retry", "Stop"]
+    assert isinstance(decision, Stop) and decision.reason == "no_progress"
+    assert decision.detail == "3 replies in a row changed no file"
+    assert state.iterations[-1].decision == "stop"
+
+
+def test_resending_tried_edits_twice_in_a_row_stops_for_no_progress(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    scripted_sandbox.script(FAIL)
+    loop = make_loop(max_idle=10)
+    _, state = loop.step(start(), reply(WRONG))
+    _, state = loop.step(state, reply(WRONG))
+
+    decision, state = loop.step(state, reply(WRONG))
+
+    assert isinstance(decision, Stop) and decision.reason == "no_progress"
+    assert "already tried 2 times" in decision.detail
+
+
+def test_the_iteration_limit_stops_before_another_call():
+    rules = StopRules(max_iterations=2)
+    state = LoopState(history=PROMPT, iterations=(_done(1), _done(2)))
+
+    stop = rules.before_call(state, elapsed_s=0)
+
+    assert stop == Stop("max_iterations", "checks still failing after 2 iterations")
+
+
+def test_a_token_budget_stops_before_the_call_that_would_pass_it():
+    rules = StopRules(max_iterations=5, max_tokens=1_000)
+    history = (Message("user", "x" * 400),)  # ~100 prompt tokens next time
+    under = LoopState(history=history, usage=Usage(800, 99))
+    over = LoopState(history=history, usage=Usage(800, 101))
+
+    assert rules.before_call(under, elapsed_s=0) is None
+    stop = rules.before_call(over, elapsed_s=0)
+    assert stop is not None and stop.reason == "token_budget"
+    assert stop.detail == (
+        "901 tokens used; the next call (~100 prompt tokens) would pass the budget of 1000"
+    )
+
+
+def test_a_cost_budget_stops_before_a_call_that_would_pass_it_at_the_price_paid_so_far():
+    rules = StopRules(max_iterations=5, max_cost_usd=0.010)
+    history = (Message("user", "x" * 4_000),)  # ~1,000 prompt tokens next time
+    # $0.008 for 1,000 tokens so far: the next call costs ~$0.008 more.
+    state = LoopState(history=history, usage=Usage(900, 100), cost_usd=0.008)
+
+    stop = rules.before_call(state, elapsed_s=0)
+
+    assert stop is not None and stop.reason == "cost_budget"
+    assert stop.detail == (
+        "$0.0080 spent; the next call (~$0.0080) would pass the budget of $0.0100"
+    )
+
+
+def test_an_unknown_price_never_stops_for_cost():
+    rules = StopRules(max_iterations=5, max_cost_usd=0.01)
+    state = LoopState(history=PROMPT, usage=Usage(10**6, 10**6), cost_usd=None)
+
+    assert rules.before_call(state, elapsed_s=0) is None
+
+
+def test_a_time_budget_stops_before_an_iteration_like_the_last_would_pass_it():
+    rules = StopRules(max_iterations=5, max_seconds=60)
+    state = LoopState(history=PROMPT, iterations=(_done(1, duration_s=20.0),))
+
+    assert rules.before_call(state, elapsed_s=39) is None
+    stop = rules.before_call(state, elapsed_s=41)
+    assert stop is not None and stop.reason == "time_budget"
+    assert stop.detail.startswith("41s of 60s used;")
+
+
+def test_the_time_budget_counts_from_the_start_of_the_run(make_loop: MakeLoop, model_server):
+    clock = Clock()
+    loop = make_loop(clock=clock, max_seconds=30)
+    clock.now += 31  # setup and baseline took that long
+
+    result = run_loop(loop, _model(model_server), start())
+
+    assert result.stop_reason == "time_budget" and model_server.requests == []
+
+
+def test_run_loop_asks_until_green_and_reports_every_iteration(
+    make_loop: MakeLoop, scripted_sandbox, model_server: ScriptedModelServer
+):
+    model_server.script(Turn.reply(WRONG, usage=(50, 10)), Turn.reply(FIX, usage=(80, 10)))
+    scripted_sandbox.script(FAIL, PASS)
+    seen: list[tuple[int, ...]] = []
+
+    result = run_loop(
+        make_loop(), _model(model_server), start(), lambda its: seen.append(_numbers(its))
+    )
+
+    assert (result.stop_reason, result.stop_detail) == ("passed", "in iteration 2 of 5")
+    assert [i.decision for i in result.iterations] == ["retry", "green"]
+    assert seen == [(1,), (1, 2)]
+    assert result.usage == Usage(130, 20) and result.changed == ("calc.py",)
+    second = model_server.requests[1].messages
+    assert second[-2]["content"] == WRONG and "assert -1 == 5" in second[-1]["content"]
+
+
+def test_run_loop_makes_no_call_past_the_iteration_limit(
+    make_loop: MakeLoop, scripted_sandbox, model_server: ScriptedModelServer
+):
+    model_server.script(WRONG, FIX.replace("a + b", "b - a"))
+    scripted_sandbox.script(FAIL, FAIL)
+
+    result = run_loop(make_loop(max_iterations=2), _model(model_server), start())
+
+    assert result.stop_reason == "max_iterations" and len(model_server.requests) == 2
+    assert result.stop_detail == "checks still failing after 2 iterations"
+
+
+def test_a_failing_endpoint_stops_the_run_with_its_one_line_cause(
+    make_loop: MakeLoop, model_server: ScriptedModelServer
+):
+    model_server.script(Turn.error(401, "bad key"))
+
+    result = run_loop(make_loop(), _model(model_server), start())
+
+    assert result.stop_reason == "model_error" and result.iterations == ()
+    assert result.stop_detail.startswith("the endpoint rejected the API key (401)")
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "detail"),
+    [
+        (SandboxError("the sandbox container is gone", "start again"), "sandbox_error",
+         "the sandbox container is gone — start again"),
+        (KeyboardInterrupt(), "interrupted", "interrupted during iteration 1"),
+    ],
+    ids=["sandbox-fault", "ctrl-c"],
+)  # fmt: skip
+def test_an_iteration_cut_short_mid_check_keeps_its_paid_reply_in_the_record(
+    make_loop: MakeLoop, scripted_sandbox, model_server, fault, reason, detail
+):
+    model_server.script(Turn.reply(FIX, usage=(70, 7)))
+    scripted_sandbox.script(Exec("pytest", raises=fault))
+
+    result = run_loop(make_loop(), _model(model_server), start())
+
+    assert (result.stop_reason, result.stop_detail) == (reason, detail)
+    (cut,) = result.iterations
+    assert (cut.reply, cut.decision, cut.checks) == (FIX, "stop", ())
+    assert result.usage == Usage(70, 7)  # the reply was paid for
+
+
+def test_resume_replays_recorded_iterations_without_a_call_or_a_check(
+    make_loop: MakeLoop, scripted_sandbox, tree
+):
+    first = _done(1, reply_text=WRONG, edits=("applied",), feedback="tests failed")
+
+    state = make_loop().resume(start(), [first])
+
+    assert "a * b" in tree.read("calc.py")
+    assert state.iterations == (first,) and state.tried and state.changed == {"calc.py"}
+    assert state.history[-2:] == (Message("assistant", WRONG), Message("user", "tests failed"))
+    assert scripted_sandbox.syncs == [("calc.py",)] and scripted_sandbox.commands == []
+
+
+def test_resume_refuses_an_iteration_that_no_longer_applies_as_recorded(make_loop: MakeLoop):
+    first = _done(1, reply_text=STALE, edits=("applied",))
+
+    with pytest.raises(WorkspaceError, match="edits of iteration 1 no longer apply"):
+        make_loop().resume(start(), [first])
+
+
+def _model(server: ScriptedModelServer) -> OpenAIModel:
+    config = ModelConfig(name="test-model", base_url=server.base_url, api_key="k", max_retries=0)
+    return OpenAIModel(config)
+
+
+def _numbers(iterations: tuple[Iteration, ...]) -> tuple[int, ...]:
+    return tuple(i.number for i in iterations)
+
+
+def _done(
+    number: int,
+    *,
+    duration_s: float = 1.0,
+    reply_text: str = PROSE,
+    edits: tuple[str, ...] = (),
+    feedback: str = "again",
+) -> Iteration:
+    outcomes = tuple(EditOutcome("calc.py", n + 1, s, "") for n, s in enumerate(edits))  # type: ignore[arg-type]
+    return Iteration(number, 10, reply_text, Usage(10, 1), 0.0, 0.1, outcomes, (), "retry",
+                     feedback, duration_s)  # fmt: skip
