@@ -55,3 +55,12 @@ class ForgeError(CodebotError):
     """The GitHub API refused or failed a request."""
 
     exit_code = 6
+
+
+class FileTooLarge(Exception):
+    """A file in the sandbox is larger than the host agreed to read (sandboxed code wrote it,
+    so it may be hostile). Not a CodebotError: callers turn it into a failed check's reason."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(f"{path} is {size} bytes, over the {limit}-byte limit")
+        self.path, self.size, self.limit = path, size, limit

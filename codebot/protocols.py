@@ -55,8 +55,10 @@ class Sandbox(Protocol):
         `timeout_s`."""
         ...
 
-    def read_file(self, path: str) -> bytes | None:
-        """Read a file from the sandbox (absolute, or relative to the workspace)."""
+    def read_file(self, path: str, max_bytes: int) -> bytes | None:
+        """A regular file's bytes from the sandbox (absolute, or relative to the workspace);
+        None when absent. Raises FileTooLarge, having read none of it, when the file is over
+        `max_bytes`: the host never holds more of what sandboxed code wrote than it chose."""
         ...
 
     def seal(self) -> None:

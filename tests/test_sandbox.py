@@ -246,7 +246,7 @@ def test_sync_copies_tree_without_git_dir(workspace: DockerSandbox, tmp_path: Pa
     )
     workspace.sync(tmp_path)
     assert listing(workspace) == ["README.md", "src", "src/app.py", "sub"]
-    assert workspace.read_file("src/app.py") == b"print('app')\n"
+    assert workspace.read_file("src/app.py", 1000) == b"print('app')\n"
 
 
 def test_synced_tree_belongs_to_the_sandbox_user(workspace: DockerSandbox, tmp_path: Path) -> None:
@@ -298,11 +298,12 @@ def test_sync_refuses_paths_outside_root(workspace: DockerSandbox, tmp_path: Pat
 
 def test_read_file_returns_bytes_or_none(workspace: DockerSandbox, tmp_path: Path) -> None:
     workspace.sync(write_tree(tmp_path, {"dir/data.bin": ""}))
-    workspace.run("printf 'a\\0b' > dir/data.bin; echo report > /tmp/report.xml", 10)
-    assert workspace.read_file("dir/data.bin") == b"a\0b"
-    assert workspace.read_file("/tmp/report.xml") == b"report\n"
-    assert workspace.read_file("missing.txt") is None
-    assert workspace.read_file("dir") is None
+    workspace.run("printf 'a\\0b' > dir/data.bin; echo report > /tmp/report.xml; ln -s dir l", 10)
+    assert workspace.read_file("dir/data.bin", 1000) == b"a\0b"
+    assert workspace.read_file("/tmp/report.xml", 1000) == b"report\n"
+    assert workspace.read_file("missing.txt", 1000) is None
+    assert workspace.read_file("dir", 1000) is None
+    assert workspace.read_file("l", 1000) is None  # a link, not a regular file
 
 
 def test_workspace_has_a_disk_quota(start: StartSandbox) -> None:
@@ -427,7 +428,7 @@ def test_a_container_removed_under_the_run_gives_sandbox_error(
 ) -> None:
     sandbox = start()
     docker_client.containers.get(sandbox.name).remove(force=True)
-    for call in (lambda: sandbox.run("true", 10), lambda: sandbox.read_file("x")):
+    for call in (lambda: sandbox.run("true", 10), lambda: sandbox.read_file("x", 1000)):
         with pytest.raises(SandboxError, match="is gone"):
             call()
 

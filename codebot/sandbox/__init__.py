@@ -1,14 +1,15 @@
 """DockerSandbox: one locked-down container per run; every check is an exec inside it.
 
 The only package that imports the docker SDK; its exceptions become SandboxError here
-(`engine.translated`). Both writable places (the workspace and /tmp) are tmpfs-backed
-*volumes*, not container tmpfs mounts: the daemon mounts volumes itself, so
-put_archive/get_archive see their files (they do not see a container `tmpfs=` mount), and the
-tmpfs size is a disk quota.
+(`engine.translated`). Every writable place (the workspace, /tmp, and any path the image
+declares as VOLUME) is a tmpfs-backed *volume*, not a container tmpfs mount: the daemon
+mounts volumes itself, so put_archive/get_archive see their files (they do not see a
+container `tmpfs=` mount), and the tmpfs size is a disk quota.
 
 `container` holds the lifecycle, `commands` one command's exec and its kill machinery,
-`orphans` the sweeps of what killed runs left behind, `engine` the connection and the error
-translation. What goes into the workspace (which files, as a tar) is `tree.py`.
+`archive` reading a file back within a size, `orphans` the sweeps of what killed runs left
+behind, `engine` the connection and the error translation. What goes into the workspace
+(which files, as a tar) is `tree.py`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One command in the sandbox: the shell wrapper around it, its capped output, the watchdog
-behind its time limit, and the cgroup counters read after it.
+behind its time limit, and the cleanup exec after it, which alone reads the cgroup counters.
 
 Docker errors propagate from here; `DockerSandbox.run` translates them.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,16 +35,17 @@ _COUNTERS = (
     "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; "
     "echo pids; cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null"
 )
+# The host's cleanup after every command, in an exec of its own: nothing the command printed
+# or did to its wrapper (which it can read, signal and imitate) decides whether it runs.
 _AFTER_RUN = f"kill -9 -1 2>/dev/null; {_COUNTERS}; true"
-# A command runs inside this wrapper, which does the same after it, in the same exec (one
-# exec per check, not two): $1 the time limit, $2 the command, $3 a mark that starts the
-# counters at the end of the output. `kill -1` spares the caller, so the wrapper lives on;
-# after it nothing of the command's is left to write, so the last mark is the wrapper's.
-# The command's stderr joins its stdout: one pipe keeps the order in which things were
-# written (the engine relays two pipes in any order), so the mark really comes last.
+# $1 the time limit, $2 the command. The wrapper kills leftovers before the command (what
+# outlived an earlier cleanup) and after it (so nothing left holding the output pipe keeps
+# the exec open); `kill -1` spares the caller. Both are conveniences: the command can kill
+# its wrapper, so only `_AFTER_RUN` is relied on. The command's stderr joins its stdout: one
+# pipe keeps the order in which things were written (the engine relays two pipes in any order).
 _WRAPPER = (
-    'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; '
-    f'printf "\\n%s\\n" "$3"; {_COUNTERS}; exit $rc'
+    'kill -9 -1 2>/dev/null; timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; '
+    "kill -9 -1 2>/dev/null; exit $rc"
 )
 
 
@@ -85,8 +85,7 @@ def run(
 ) -> ExecResult:
     """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
     limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
-    mark = f"codebot-counters-{secrets.token_hex(8)}"
-    argv = ["sh", "-c", _WRAPPER, "sh", limit, command, mark]
+    argv = ["sh", "-c", _WRAPPER, "sh", limit, command]
     started = time.monotonic()
     exec_id = api.exec_create(
         container,
@@ -98,8 +97,8 @@ def run(
     output, fired = _collect(api, container, config, exec_id, timeout_s)
     code = exit_code(api, exec_id)
     duration = time.monotonic() - started
+    oom_kills, forks_refused = after_run(api, container, config.user)
     text, truncated = output.text()
-    text, oom_kills, forks_refused = _split_counters(api, container, config.user, text, mark)
     timed_out = fired or (code in (124, 137) and duration >= timeout_s)
     if code is None:
         code = 124 if timed_out else -1
@@ -175,17 +174,6 @@ def _collect(
             if not dog.fired.is_set():
                 raise
     return output, dog.fired.is_set()
-
-
-def _split_counters(
-    api: Any, container: str, user: str, text: str, mark: str
-) -> tuple[str, int | None, int | None]:
-    """The command's output and the counters the wrapper printed after `mark`; if the
-    wrapper did not finish (the watchdog, or the container went away), `after_run`'s."""
-    text, sep, counters = text.rpartition(f"\n{mark}\n")
-    if sep:
-        return (text, *read_counters(counters.encode()))
-    return (counters, *after_run(api, container, user))
 
 
 class _CappedOutput:

@@ -1,29 +1,28 @@
-"""DockerSandbox: the run's one container and its two volumes, from creation to removal.
+"""DockerSandbox: the run's one container and its volumes, from creation to removal.
 
 What goes into the workspace (which files, as a tar) is `tree.py`; running a command is
-`commands.py`.
+`commands.py`; reading a file back is `archive.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import posixpath
 import re
-import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import docker.errors
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 
 from codebot import tree
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.owner import owner
 from codebot.records import ExecResult
-from codebot.sandbox import commands
+from codebot.sandbox import archive, commands
 from codebot.sandbox.commands import BASE_ENV
 from codebot.sandbox.engine import connect, os_reason, translated
 from codebot.sandbox.orphans import LABEL, OWNER_LABEL, remove_patiently, sweep_abandoned
@@ -34,7 +33,13 @@ SANDBOX_UID = 65534
 # that count against pids_limit. `kill -9 -1` never reaches PID 1, so the keeper survives.
 # It runs as the sandbox user, so checked code can signal it: it ignores the two signals sh
 # would die of (the kernel drops the rest for a namespace's init); removal uses SIGKILL.
-_KEEPER = ["sh", "-c", "trap '' TERM INT; while :; do sleep 3600 & wait; done"]
+# Checked code can also write to its stdout (/proc/1/fd/1): that goes to /dev/null, and the
+# container has no log driver besides, so nothing written there is stored on the host.
+_KEEPER = [
+    "sh",
+    "-c",
+    "exec >/dev/null 2>&1; trap '' TERM INT; while :; do sleep 3600 & wait; done",
+]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 
 
@@ -47,7 +52,9 @@ class DockerSandbox:
         self.run_id = run_id
         self.workdir = config.workdir
         self.name = f"codebot-{run_id}"
-        self.volumes = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
+        self.volumes: tuple[str, ...] = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
+        self._image_id = ""  # the image as inspected: what the container runs
+        self._image_volumes: tuple[str, ...] = ()  # paths it declares as VOLUME
         self._counters = commands.CgroupCounters()
         self._closed = False
         self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
@@ -104,23 +111,12 @@ class DockerSandbox:
                 self._client.api, self.name, self._config, self._counters, command, timeout_s, env
             )
 
-    def read_file(self, path: str) -> bytes | None:
-        """A regular file's bytes (relative paths are under the workspace), None if absent."""
+    def read_file(self, path: str, max_bytes: int) -> bytes | None:
+        """A regular file's bytes (relative paths are under the workspace), None if absent
+        or not a regular file; FileTooLarge, unread, if over `max_bytes` (see `archive`)."""
         full = path if path.startswith("/") else posixpath.join(self.workdir, path)
         with self._live():
-            try:
-                chunks, _stat = self._client.api.get_archive(self.name, full)
-            except docker.errors.NotFound as exc:
-                if "No such container" in str(exc.explanation):
-                    raise
-                return None
-            data = b"".join(chunks)
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            first = archive.next()
-            if first is None or not first.isfile():
-                return None
-            member = archive.extractfile(first)
-            return member.read() if member else None
+            return archive.read_file(self._client.api, self.name, full, max_bytes)
 
     def seal(self) -> None:
         """Disconnect the container from every network and check that it took, so only the
@@ -154,8 +150,16 @@ class DockerSandbox:
 
     def _preflight(self) -> None:
         """Fail before creating anything: a missing image, or a run id already in use
-        (whose resources `_remove_all` must then not touch)."""
-        self._client.images.get(self._config.image)
+        (whose resources `_remove_all` must then not touch). Names a volume for each path
+        the image declares, so `_remove_all` knows them all before any is created; the
+        container is made from this image's id, so a tag moved meanwhile changes nothing."""
+        image = self._client.images.get(self._config.image)
+        self._image_id = image.id
+        self._image_volumes = declared_volumes(image.attrs, (self.workdir, "/tmp"))
+        self.volumes = (
+            *self.volumes[:2],
+            *(f"{self.name}-vol{i}" for i in range(len(self._image_volumes))),
+        )
         label = {"label": f"{LABEL}={self.run_id}"}
         api = self._client.api
         if api.containers(all=True, filters=label) or (api.volumes(filters=label) or {}).get(
@@ -167,12 +171,18 @@ class DockerSandbox:
             )
 
     def _create(self) -> None:
-        """The volumes, then the locked-down container on them, labelled for the sweeps."""
+        """The volumes, then the locked-down container on them, labelled for the sweeps.
+
+        A path the image declares as VOLUME gets a tmpfs volume like /tmp's: left to the
+        engine, it would be an unlabelled anonymous volume on the host's disk, outside every
+        quota and every sweep. Files in it count against the container's memory like /tmp's.
+        """
         cfg = self._config
         labels = {LABEL: self.run_id, OWNER_LABEL: owner()}
+        tmp = f"size={cfg.tmp_size},mode=1777,nosuid,nodev"
         options = (
             f"size={cfg.disk},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,nosuid,nodev",
-            f"size={cfg.tmp_size},mode=1777,nosuid,nodev",
+            *(tmp for _ in range(len(self.volumes) - 1)),
         )
         for name, option in zip(self.volumes, options, strict=True):
             self._client.volumes.create(
@@ -182,7 +192,7 @@ class DockerSandbox:
                 labels=labels,
             )
         container = self._client.containers.create(
-            cfg.image,
+            self._image_id,
             _KEEPER,
             name=self.name,
             labels=labels,
@@ -192,14 +202,17 @@ class DockerSandbox:
             network_mode=None if cfg.network else "none",
             mem_limit=cgroup_memory(cfg),
             memswap_limit=cgroup_memory(cfg),
+            log_config=LogConfig(type=LogConfig.types.NONE),
             nano_cpus=int(cfg.cpus * 1e9),
             pids_limit=cfg.pids,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             read_only=True,
             mounts=[
-                Mount(cfg.workdir, self.volumes[0], type="volume"),
-                Mount("/tmp", self.volumes[1], type="volume"),
+                Mount(path, name, type="volume")
+                for path, name in zip(
+                    (cfg.workdir, "/tmp", *self._image_volumes), self.volumes, strict=True
+                )
             ],
         )
         container.start()
@@ -212,8 +225,9 @@ class DockerSandbox:
         """Remove by name, so a Ctrl-C in the middle of a create call leaks nothing."""
         api = self._client.api
         failures = []
+        # v=True: an anonymous volume, were the engine to make one, has no label to sweep by.
         for kind, remove, name in (
-            ("container", api.remove_container, self.name),
+            ("container", functools.partial(api.remove_container, v=True), self.name),
             *(("volume", api.remove_volume, v) for v in self.volumes),
         ):
             try:
@@ -237,6 +251,14 @@ def cgroup_memory(cfg: SandboxConfig) -> int:
     a suite that writes files would be OOM-killed under a limit meant for its processes.
     """
     return sum(_bytes(s) for s in (cfg.memory, cfg.disk, cfg.tmp_size))
+
+
+def declared_volumes(image_attrs: Mapping[str, Any], mounted: Sequence[str]) -> tuple[str, ...]:
+    """The paths an image declares as VOLUME, sorted, less those the sandbox mounts anyway
+    (a second mount at one path is an error; the sandbox's own covers it)."""
+    declared = (image_attrs.get("Config") or {}).get("Volumes") or {}
+    taken = {posixpath.normpath(p) for p in mounted}
+    return tuple(sorted({posixpath.normpath(p) for p in declared} - taken))
 
 
 def _bytes(size: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any
 
@@ -19,14 +20,16 @@ REMOVE_WAIT_S = 10.0
 
 
 def cleanup_orphans(run_id: str | None = None) -> int:
-    """Remove codebot containers and volumes (of one run, or all); return how many."""
+    """Remove codebot containers and volumes (of one run, or all); return how many. The
+    volumes include those made for the paths an image declares as VOLUME: all carry the
+    run's label."""
     client = connect()
     label = {"label": LABEL if run_id is None else f"{LABEL}={run_id}"}
     removed = 0
     with translated(""):
         try:
             for container in client.api.containers(all=True, filters=label):
-                removed += _remove_quietly(client.api.remove_container, container["Id"])
+                removed += _remove_quietly(_remove_container(client.api), container["Id"])
             for volume in client.api.volumes(filters=label).get("Volumes") or []:
                 removed += _remove_quietly(client.api.remove_volume, volume["Name"])
         finally:
@@ -45,7 +48,7 @@ def sweep_abandoned(client: Any) -> list[str]:
     for run_id in gone:
         run = {"label": f"{LABEL}={run_id}"}
         for container in api.containers(all=True, filters=run):
-            _remove_quietly(api.remove_container, container["Id"])
+            _remove_quietly(_remove_container(api), container["Id"])
         for volume in api.volumes(filters=run).get("Volumes") or []:
             with contextlib.suppress(docker.errors.APIError):
                 _remove_quietly(api.remove_volume, volume["Name"])
@@ -65,6 +68,12 @@ def remove_patiently(remove: Any, name: str) -> None:
             if exc.status_code != 409 or time.monotonic() >= deadline:
                 raise
         time.sleep(0.1)
+
+
+def _remove_container(api: Any) -> Any:
+    """Container removal that takes any anonymous volume of the container along: unlabelled,
+    no sweep could find it later."""
+    return functools.partial(api.remove_container, v=True)
 
 
 def _remove_quietly(remove: Any, name: str) -> int:
