@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import yaml
 
 from codebot.errors import SpecError
+
+TestsPolicy = Literal["may_add", "may_edit", "frozen"]
 
 DEFAULT_MAX_ITERATIONS = 5
 DEFAULT_TIMEOUT_S = 300
@@ -45,6 +47,7 @@ class TaskSpec:
     setup_timeout: int = DEFAULT_SETUP_TIMEOUT_S
     lint: str | bool | None = None
     files: tuple[str, ...] = ()
+    tests: TestsPolicy = "may_add"
     max_iterations: int = DEFAULT_MAX_ITERATIONS
     timeout: int = DEFAULT_TIMEOUT_S
     budget: Budget = field(default_factory=Budget)
@@ -135,6 +138,7 @@ def _from_dict(data: dict[str, Any], source: str) -> TaskSpec:
         setup_timeout=data.get("setup_timeout", DEFAULT_SETUP_TIMEOUT_S),
         lint=data.get("lint"),
         files=tuple(data.get("files", ())),
+        tests=data.get("tests", "may_add"),
         max_iterations=data.get("max_iterations", DEFAULT_MAX_ITERATIONS),
         timeout=data.get("timeout", DEFAULT_TIMEOUT_S),
         budget=Budget(

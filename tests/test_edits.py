@@ -12,7 +12,9 @@ from codebot.edits import (
     FUZZY_MIN_RATIO,
     FileTree,
     ParsedReply,
+    TestsPolicy,
     apply_edits,
+    is_test_path,
     parse_edits,
     refuse_path,
 )
@@ -474,6 +476,41 @@ def test_unsafe_paths_are_refused_with_the_rule(tmp_path: Path, path: str, rule:
     assert reason is not None and rule in reason
 
 
+@pytest.mark.parametrize(
+    ("path", "glob"),
+    [(".GITHUB/workflows/ci.yml", ".github/workflows/**"), (".CODEBOT.yml", ".codebot.yml")],
+)
+def test_protected_globs_match_whatever_the_case(tmp_path: Path, path: str, glob: str) -> None:
+    outcome = apply_one(tmp_path, sr(path, "", "on: push\n"))
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        f"block 1: refused: {path} is protected by the bot's configuration ({glob})",
+    )
+    assert not (tmp_path / path).exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "shown", "named"),
+    [
+        ("a\x1bb.py", "a\\x1bb.py", "U+001B (a control character)"),
+        ("x\u202e.py", "x\\u202e.py", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ],
+)
+def test_control_characters_in_a_path_are_refused_by_code_point_never_echoed(
+    tmp_path: Path, path: str, shown: str, named: str
+) -> None:
+    outcome = apply_one(tmp_path, sr(path, "", "x = 1\n"))
+    plain = path[0] + path[2:]
+    assert (outcome.path, outcome.status, outcome.detail) == (
+        shown,
+        "refused",
+        f"block 1: refused: the path '{shown}' contains {named}; file paths may not contain "
+        "control or invisible formatting characters, so name the file with visible characters "
+        f"only, such as `{plain}`",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refused_absolute_path_is_reported_as_given(tmp_path: Path) -> None:
     outcome = apply_one(tmp_path, sr("/etc/passwd", "", "x\n"))
     assert (outcome.path, outcome.status) == ("/etc/passwd", "refused")
@@ -568,3 +605,209 @@ def test_file_tree_apply_refuses_its_protected_paths(tmp_path: Path) -> None:
     assert (refused.status, applied.status) == ("refused", "applied")
     assert "protected by the bot's configuration (secrets/*)" in refused.detail
     assert not (tmp_path / "secrets").exists()
+
+
+# ---------------------------------------------------------------- test integrity (tests policy)
+
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+def apply_under(
+    root: Path, edit: Edit, tests: TestsPolicy = "may_add", base: frozenset[str] = frozenset()
+) -> EditOutcome:
+    (outcome,) = apply_edits(root, [edit], DEFAULT_PROTECTED, tests, base)
+    return outcome
+
+
+def weaken_assertion(number: int = 1) -> Edit:
+    return sr("tests/test_calc.py", "    assert add(2, 3) == 5\n", "    assert True\n", number)
+
+
+def test_editing_an_existing_test_file_is_refused_under_may_add(tmp_path: Path) -> None:
+    target = write(tmp_path, "tests/test_calc.py", TEST_CALC)
+    outcome = apply_under(tmp_path, weaken_assertion(2), base=frozenset({"tests/test_calc.py"}))
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 2: refused: tests/test_calc.py is an existing test file; the task is to make the "
+        "code pass its tests, not to change them (tests: may_add lets you add new test files only)",
+    )
+    assert target.read_text() == TEST_CALC
+
+
+def test_editing_an_existing_test_file_is_allowed_under_may_edit(tmp_path: Path) -> None:
+    write(tmp_path, "tests/test_calc.py", TEST_CALC)
+    outcome = apply_under(
+        tmp_path, weaken_assertion(), "may_edit", frozenset({"tests/test_calc.py"})
+    )
+    assert outcome.status == "applied"
+    assert "assert True" in (tmp_path / "tests/test_calc.py").read_text()
+
+
+def test_creating_a_new_test_file_is_allowed_under_may_add(tmp_path: Path) -> None:
+    outcome = apply_under(tmp_path, sr("tests/test_sub.py", "", "def test_sub():\n    pass\n"))
+    assert (outcome.status, outcome.detail) == ("applied", "created new file")
+
+
+def test_creating_a_new_test_file_is_refused_under_frozen(tmp_path: Path) -> None:
+    outcome = apply_under(tmp_path, sr("tests/test_sub.py", "", "def test_sub():\n"), "frozen")
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: tests/test_sub.py is a test file and tests are frozen for this run "
+        "(tests: frozen): no test file may be created, changed or deleted; "
+        "change the code under test only",
+    )
+    assert not (tmp_path / "tests").exists()
+
+
+def test_the_models_own_new_test_file_may_be_edited_under_may_add(tmp_path: Path) -> None:
+    write(tmp_path, "tests/test_calc.py", TEST_CALC)  # created by an earlier reply: not in base
+    outcome = apply_under(tmp_path, weaken_assertion(), base=frozenset({"calc.py"}))
+    assert outcome.status == "applied"
+
+
+def test_deleting_an_existing_test_file_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path, "tests/test_calc.py", TEST_CALC)
+    edit = Edit("tests/test_calc.py", "", "", "diff", 1, delete=True)
+    outcome = apply_under(tmp_path, edit, base=frozenset({"tests/test_calc.py"}))
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: tests/test_calc.py is an existing test file; the task is to make the "
+        "code pass its tests, not to delete them (tests: may_add lets you add new test files only)",
+    )
+    assert target.read_text() == TEST_CALC
+
+
+def test_creating_a_conftest_is_refused(tmp_path: Path) -> None:
+    hook = "def pytest_collection_modifyitems(items):\n    items.clear()\n"
+    outcome = apply_under(tmp_path, sr("tests/conftest.py", "", hook))
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: tests/conftest.py is test configuration (conftest.py); creating, "
+        "changing or deleting it could make tests pass without fixing the code, so define any "
+        "fixture you need inside your new test file instead",
+    )
+    assert not (tmp_path / "tests").exists()
+
+
+def test_editing_pytest_ini_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path, "pytest.ini", "[pytest]\naddopts = -q\n")
+    outcome = apply_under(
+        tmp_path, sr("pytest.ini", "addopts = -q\n", "addopts = -q -k 'not add'\n")
+    )
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: pytest.ini is test configuration (pytest.ini); creating, changing or "
+        "deleting it could make tests pass without fixing the code, so leave test configuration "
+        "alone and fix the code under test",
+    )
+    assert target.read_text() == "[pytest]\naddopts = -q\n"
+
+
+PYPROJECT = (
+    '[project]\nname = "calc"\ndependencies = []\n\n[tool.pytest.ini_options]\naddopts = "-q"\n'
+)
+
+
+def test_editing_pyproject_outside_the_test_sections_is_allowed(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", PYPROJECT)
+    edit = sr("pyproject.toml", "dependencies = []\n", 'dependencies = ["attrs"]\n')
+    assert apply_under(tmp_path, edit).status == "applied"
+
+
+def test_editing_pyproject_inside_tool_pytest_ini_options_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path, "pyproject.toml", PYPROJECT)
+    edit = sr(
+        "pyproject.toml", 'addopts = "-q"\n', 'addopts = "-q --deselect tests/test_calc.py"\n'
+    )
+    outcome = apply_under(tmp_path, edit)
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: it changes [tool.pytest.ini_options] in pyproject.toml, which "
+        "configures how the tests run; changing it could make tests pass without fixing the "
+        "code, so edit only the other sections",
+    )
+    assert target.read_text() == PYPROJECT
+
+
+def test_editing_the_tool_pytest_section_of_setup_cfg_is_refused(tmp_path: Path) -> None:
+    cfg = "[metadata]\nname = calc\n\n[tool:pytest]\ntestpaths = tests\n"
+    target = write(tmp_path, "setup.cfg", cfg)
+    outcome = apply_under(tmp_path, sr("setup.cfg", "testpaths = tests\n", "testpaths = docs\n"))
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 1: refused: it changes [tool:pytest] in setup.cfg, which configures how the tests "
+        "run; changing it could make tests pass without fixing the code, so edit only the other "
+        "sections",
+    )
+    assert target.read_text() == cfg
+
+
+def test_adding_a_skip_marker_to_a_source_file_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path, "calc.py", CALC)
+    edit = sr("calc.py", "def add(a, b):\n", "@pytest.mark.skip\ndef add(a, b):\n", 3)
+    outcome = apply_under(tmp_path, edit)
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        "block 3: refused: it adds a skip/xfail marker (`@pytest.mark.skip`) to calc.py; "
+        "fix the code under test instead",
+    )
+    assert target.read_text() == CALC
+
+
+def test_an_existing_skip_line_kept_in_search_and_replace_is_not_an_added_marker(
+    tmp_path: Path,
+) -> None:
+    skipped = '@pytest.mark.skipif(sys.platform == "win32", reason="posix")\n' + CALC
+    write(tmp_path, "calc.py", skipped)
+    search = '@pytest.mark.skipif(sys.platform == "win32", reason="posix")\ndef add(a, b):\n'
+    edit = sr("calc.py", search + "    return a - b\n", search + "    return a + b\n")
+    assert apply_under(tmp_path, edit).status == "applied"
+
+
+def test_a_diff_hunk_adding_pytest_skip_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path, "calc.py", CALC)
+    reply = (
+        "```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,3 @@\n def add(a, b):\n"
+        '+    pytest.skip("later")\n     return a - b\n```'
+    )
+    (edit,) = parse_edits(reply).edits
+    outcome = apply_under(tmp_path, edit)
+    assert (outcome.status, outcome.detail) == (
+        "refused",
+        'block 1: refused: it adds a skip/xfail marker (`pytest.skip("later")`) to calc.py; '
+        "fix the code under test instead",
+    )
+    assert target.read_text() == CALC
+
+
+@pytest.mark.parametrize(
+    ("path", "is_test"),
+    [
+        ("tests/helpers.py", True),
+        ("src/pkg/test/data.json", True),
+        ("testing/util.py", True),
+        ("web/__tests__/App.jsx", True),
+        ("spec/models/user_spec.rb", True),
+        ("test_calc.py", True),
+        ("pkg/calc_test.py", True),
+        ("pkg/conftest.py", True),
+        ("server/handler_test.go", True),
+        ("src/App.test.tsx", True),
+        ("src/api.spec.mjs", True),
+        ("Tests/Test_Calc.py", True),
+        ("src/calc.py", False),
+        ("src/test_utils.rs", False),
+        ("src/testament.py", False),
+        ("docs/testing.md", False),
+        ("src/contest.js", False),
+    ],
+)
+def test_is_test_path_follows_the_common_conventions(path: str, is_test: bool) -> None:
+    assert is_test_path(path) is is_test
+
+
+def test_file_tree_applies_its_test_policy_to_its_base_files(tmp_path: Path) -> None:
+    write(tmp_path, "tests/test_calc.py", TEST_CALC)
+    tree = FileTree(tmp_path, DEFAULT_PROTECTED, base_files=frozenset({"tests/test_calc.py"}))
+    (outcome,) = tree.apply([weaken_assertion()])
+    assert outcome.status == "refused" and "existing test file" in outcome.detail

@@ -2,18 +2,22 @@
 
 Every refusal is written for the model to read and correct itself (the closest lines, similar
 paths, "already applied"), and an edit that would change no byte is never reported as applied.
+The test policy (`policy`) sees each file's new content before it is written, so a refused
+edit leaves the file as it was.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codebot.edits.paths import normalise, refuse_path
+from codebot.edits.paths import escape_controls, normalise, refuse_path
+from codebot.edits.policy import IntegrityRules
 from codebot.records import Edit, EditOutcome, EditStatus
+from codebot.spec import TestsPolicy
 
 FUZZY_MIN_RATIO = 0.9  # below this a near match is shown to the model, never applied
 SIMILAR_PATH_CUTOFF = 0.6  # how alike a path must be to be suggested for a missing file
@@ -47,35 +51,82 @@ class _Match:
 
 
 def apply_edits(
-    root: Path, edits: Sequence[Edit], protected: Sequence[str]
+    root: Path,
+    edits: Sequence[Edit],
+    protected: Sequence[str],
+    tests: TestsPolicy = "may_add",
+    base_files: Iterable[str] = frozenset(),
 ) -> tuple[EditOutcome, ...]:
-    """Apply in order; each outcome stands alone so the caller decides what to undo."""
-    return tuple(_apply_one(root, edit, protected) for edit in edits)
+    """Apply in order; each outcome stands alone so the caller decides what to undo.
+
+    `tests` and `base_files` (the files tracked at the base commit, which make a test file
+    "existing") decide which changes to tests and their configuration are refused.
+    """
+    rules = IntegrityRules.of(tests, base_files)
+    return tuple(_apply_one(root, edit, protected, rules) for edit in edits)
 
 
-def _apply_one(root: Path, edit: Edit, protected: Sequence[str]) -> EditOutcome:
+def _apply_one(
+    root: Path, edit: Edit, protected: Sequence[str], rules: IntegrityRules
+) -> EditOutcome:
     reason = refuse_path(root, edit.path, protected)
     if reason:
-        return EditOutcome(edit.path, edit.block, "refused", f"block {edit.block}: {reason}")
+        return EditOutcome(
+            escape_controls(edit.path), edit.block, "refused", f"block {edit.block}: {reason}"
+        )
     rel = normalise(edit.path)
+    guard = _Guard(rules, _names(root, rel))
+    reason = guard.refuse_target(edit.delete)
+    if reason:
+        return EditOutcome(rel, edit.block, "refused", f"block {edit.block}: {reason}")
     try:
-        status, detail = _change_file(root, rel, edit)
+        status, detail = _change_file(root, rel, edit, guard)
     except OSError as exc:  # e.g. a parent is a file, or a permission problem
         status, detail = "refused", f"block {edit.block}: cannot write {rel}: {exc.strerror}"
     return EditOutcome(rel, edit.block, status, detail)
 
 
-def _change_file(root: Path, rel: str, edit: Edit) -> tuple[EditStatus, str]:
+def _names(root: Path, rel: str) -> tuple[str, ...]:
+    """`rel` and, if a symlink leads elsewhere in the tree, the path it really writes."""
+    real_root = root.resolve()
+    return tuple(
+        dict.fromkeys((rel, (real_root / rel).resolve().relative_to(real_root).as_posix()))
+    )
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """The test policy applied to every name one edit writes through."""
+
+    rules: IntegrityRules
+    names: tuple[str, ...]
+
+    def refuse_target(self, delete: bool) -> str | None:
+        reasons = (self.rules.refuse_target(name, delete) for name in self.names)
+        return next((reason for reason in reasons if reason), None)
+
+    def refuse_change(self, before: str, after: str | None) -> str | None:
+        reasons = (self.rules.refuse_change(name, before, after) for name in self.names)
+        return next((reason for reason in reasons if reason), None)
+
+
+def _change_file(root: Path, rel: str, edit: Edit, guard: _Guard) -> tuple[EditStatus, str]:
+    """Work out the new content, let the guard veto it, and only then touch the disk."""
     target = root / rel
     if target.is_dir():
         return "refused", f"block {edit.block}: {rel} is a directory, not a file"
     if not target.exists():
         if edit.delete or edit.search.strip():
             return "refused", _missing(root, rel, edit)
+        created = edit.replace.replace("\r\n", "\n")
+        if why := guard.refuse_change("", created):
+            return "refused", f"block {edit.block}: {why}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(edit.replace.replace("\r\n", "\n").encode("utf-8"))
+        target.write_bytes(created.encode("utf-8"))
         return "applied", "created new file"
     if edit.delete:
+        if why := guard.refuse_change(target.read_bytes().decode("utf-8", "replace"), None):
+            return "refused", f"block {edit.block}: {why}"
         target.unlink()
         return "applied", "deleted file"
     try:
@@ -84,6 +135,8 @@ def _change_file(root: Path, rel: str, edit: Edit) -> tuple[EditStatus, str]:
         return "refused", f"block {edit.block}: {rel} is not a UTF-8 text file"
     status, detail, new = _edit_text(text, edit, rel)
     if new is not None:
+        if why := guard.refuse_change(_body(text), _body(new)):
+            return "refused", f"block {edit.block}: {why}"
         _dump(target, new)
     return status, detail
 
@@ -294,6 +347,10 @@ def _load(path: Path) -> _Text:
     return _Text(tuple(_split(text)), crlf, text.endswith("\n"))
 
 
+def _body(text: _Text) -> str:
+    return "\n".join(text.lines) + ("\n" if text.final_newline and text.lines else "")
+
+
 def _dump(path: Path, text: _Text) -> None:
-    body = "\n".join(text.lines) + ("\n" if text.final_newline and text.lines else "")
+    body = _body(text)
     path.write_bytes((body.replace("\n", "\r\n") if text.crlf else body).encode("utf-8"))

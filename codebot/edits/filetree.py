@@ -1,7 +1,7 @@
 """`FileTree`: the real `Worktree`, the run's files on disk as the loop reads and edits them.
 
-One object holds the tree's root and its protected globs, so the loop cannot apply an edit
-without the path rules, nor read a file the model must not see.
+One object holds the tree's root, its protected globs and its test policy, so the loop cannot
+apply an edit without the path and test rules, nor read a file the model must not see.
 """
 
 from __future__ import annotations
@@ -12,18 +12,23 @@ from pathlib import Path
 
 from codebot.edits.apply import apply_edits
 from codebot.records import Edit, EditOutcome
+from codebot.spec import TestsPolicy
 
 
 @dataclass(frozen=True)
 class FileTree:
-    """A directory (the clone's work tree, or a test's temp dir) and its protected globs."""
+    """A directory (the clone's work tree, or a test's temp dir), its protected globs, and what
+    the model may do to tests; `base_files` (tracked at the base commit) are the "existing" ones."""
 
     root: Path
     protected: tuple[str, ...]
+    tests: TestsPolicy = "may_add"
+    base_files: frozenset[str] = frozenset()
 
     def apply(self, edits: Sequence[Edit]) -> tuple[EditOutcome, ...]:
-        """Apply in order, refusing unsafe or protected paths; one outcome per edit."""
-        return apply_edits(self.root, edits, self.protected)
+        """Apply in order, refusing unsafe or protected paths and changes the test policy
+        forbids; one outcome per edit."""
+        return apply_edits(self.root, edits, self.protected, self.tests, self.base_files)
 
     def read(self, path: str) -> str | None:
         """A regular file's text (undecodable bytes replaced, as it is only shown to the model);
