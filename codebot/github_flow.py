@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from codebot import config as cfg
-from codebot import pr_history, prompts, report, stops
+from codebot import pr_history, prompts, prose, report, stops
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
 from codebot.forge import GitHubForge
@@ -234,9 +234,11 @@ def _run_remote(
             pull = None
             if record.head_commit is not None:
                 try:
-                    title = redact(target.title or spec.title)
+                    title = prose.inline(redact(target.title or spec.title))
                     body = redact(
-                        report.render_pr_body(record, solved.patch, target.closes, earlier)
+                        report.render_pr_body(
+                            record, solved.patch, target.closes, earlier, redact=redact
+                        )
                     )
                     pull = _publish(forge, repo, ws, title, body, record.passed, settings, on_event)
                 except CodebotError as exc:
@@ -320,7 +322,8 @@ class _locked:
 
 def _say(forge: Forge, target: Target, redact: Redactor, text: str) -> None:
     if target.number:
-        forge.comment(target.repo, target.number, redact(text))
+        # The comment quotes stop details and errors: redacted first, then made inert.
+        forge.comment(target.repo, target.number, prose.neutralise(redact(text)))
 
 
 def _draft(policy: str, passed: bool) -> bool:

@@ -20,6 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from codebot.config import ModelConfig
 from codebot.errors import ModelError
+from codebot.prose import well_formed
 from codebot.records import Completion, Message, Usage
 from codebot.redact import Redactor
 from codebot.text import clip
@@ -234,7 +235,8 @@ class _MalformedReply(Exception):
 
 def _parse_reply(body: bytes) -> tuple[str, Usage | None]:
     """The first choice's text and the reported usage, read defensively: compatible servers
-    differ, and a proxy may answer with HTML."""
+    differ, and a proxy may answer with HTML. JSON may escape a lone surrogate, which no
+    later request or file could encode, so the text is made well-formed here."""
     try:
         data: Any = json.loads(body)
     except ValueError:
@@ -251,7 +253,7 @@ def _parse_reply(body: bytes) -> tuple[str, Usage | None]:
     if not isinstance(content, str) or not content.strip():
         finish = first.get("finish_reason")
         raise _MalformedReply(f"empty message content, finish_reason={finish}", usage)
-    return content, usage
+    return well_formed(content), usage
 
 
 def _usage(raw: Any) -> Usage | None:

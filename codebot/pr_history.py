@@ -6,7 +6,9 @@ with a hidden `<!-- codebot:runs [...] -->` line holding one summary per run; th
 reads it back, adds itself, and shows them all as a table.
 
 The body is editable by anyone with write access, so what is read back is data: parsed as
-JSON, every field type-checked, anything else dropped, and only the newest runs kept.
+JSON, every field type-checked, anything else dropped, and only the newest runs kept. Only
+the body's last line is read: codebot writes its list there, and text the model or an issue
+wrote sits above it, so a list planted in that text is never taken for codebot's own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from codebot.records import RunRecord
 
 MAX_RUNS = 30
-_MARK = re.compile(r"<!-- codebot:runs (\[.*?\]) -->", re.DOTALL)
+_MARK = re.compile(r"<!-- codebot:runs (\[.*\]) -->")
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,13 @@ def summary_of(record: RunRecord) -> RunSummary:
 
 
 def earlier_runs(body: str | None) -> tuple[RunSummary, ...]:
-    """The run summaries a PR body carries (none if it has no readable list)."""
-    found = _MARK.findall(body or "")
-    if not found:
+    """The run summaries a PR body carries (none if its last line is no readable list)."""
+    lines = (body or "").rstrip().splitlines()
+    found = _MARK.fullmatch(lines[-1].strip()) if lines else None
+    if found is None:
         return ()
     try:
-        items = json.loads(found[-1])
+        items = json.loads(found[1])
     except ValueError:
         return ()
     runs = (

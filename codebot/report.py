@@ -2,6 +2,8 @@
 
 The PR body is rendered from the same record as run.json, and everything written passes
 through the Redactor, so no file can say something the record does not, or leak a secret.
+Text in the body that the model or an issue wrote is redacted first, then made safe to show
+(codebot.prose): escaped text would no longer match the redactor.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codebot import pr_history, stops
+from codebot import pr_history, prose, stops
+from codebot.edits import is_test_path
 from codebot.errors import ConfigError
 from codebot.records import CheckResult, Message, RunRecord, to_jsonable
 from codebot.text import clip
@@ -26,6 +29,26 @@ class RunFiles:
     pr_md: Path
     patch: Path
     prompt: Path
+
+
+@dataclass(frozen=True)
+class _Untrusted:
+    """Shows text the model or an issue wrote: redacted first, then neutralised."""
+
+    redact: Callable[[str], str]
+
+    def line(self, text: object) -> str:
+        return prose.inline(self.redact(str(text)))
+
+    def cell(self, text: object) -> str:
+        return prose.cell(self.redact(str(text)))
+
+    def code(self, text: object) -> str:
+        return prose.code_cell(self.redact(str(text)))
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def write_run(
@@ -48,11 +71,11 @@ def write_run(
     data = _redact_tree(to_jsonable(record), redact)
     data["passed"] = record.passed
     files.run_json.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    body = render_pr_body(record, patch, issue, earlier)
+    body = render_pr_body(record, patch, issue, earlier, redact=redact)
     files.pr_md.write_text(redact(body), encoding="utf-8")
     files.patch.write_text(redact(patch), encoding="utf-8")
     transcript = "\n\n".join(f"## {m.role}\n\n{m.content}" for m in prompt)
-    files.prompt.write_text(redact(transcript) + "\n", encoding="utf-8")
+    files.prompt.write_text(prose.well_formed(redact(transcript)) + "\n", encoding="utf-8")
     return files
 
 
@@ -83,28 +106,33 @@ def render_pr_body(
     patch: str,
     issue: int | None = None,
     earlier: Sequence[pr_history.RunSummary] = (),
+    *,
+    redact: Callable[[str], str] = _unchanged,
 ) -> str:
-    """The PR body; `earlier` are the runs the PR's current body lists (see pr_history)."""
-    spec = record.spec
+    """The PR body; `earlier` are the runs the PR's current body lists (see pr_history).
+    Only codebot's own lines carry markup that acts: its `Closes #N` and its run history."""
+    spec, safe = record.spec, _Untrusted(redact)
     status = "✅" if record.passed else "⚠️"
     lines = [
-        f"## {_inline(spec['title'])}",
+        f"## {safe.line(spec['title'])}",
         "",
-        f"{status} **{stops.text(record.stop_reason)}** — {_inline(record.stop_detail)}",
+        f"{status} **{stops.text(record.stop_reason)}** — {safe.line(record.stop_detail)}",
         "",
     ]
-    summary = _summary(record)
+    summary = _summary(record, safe)
     if summary:
-        lines += ["### What changed and why", "", summary, ""]
-    lines += _changes_table(patch)
-    final_checks = record.iterations[-1].checks if record.iterations else ()
-    lines += _checks_section("Checks on the final change", final_checks)
-    lines += _checks_section("Checks before any change (baseline)", record.baseline)
+        lines += ["### What changed and why", "", *summary, ""]
+    lines += _changes_table(patch, safe)
+    lines += _final_checks(record, safe)
+    lines += _checks_section("Checks before any change (baseline)", record.baseline, safe)
     if spec.get("acceptance"):
         lines += ["### Acceptance criteria (for the reviewer)", ""]
-        lines += [f"- [ ] {_inline(a)}" for a in spec["acceptance"]] + [""]
-    lines += _run_table(record)
-    lines += _iteration_log(record)
+        lines += [f"- [ ] {safe.line(a)}" for a in spec["acceptance"]] + [""]
+    lines += _test_integrity(record, patch, safe)
+    lines += _run_table(record, safe)
+    if record.notes:
+        lines += ["### Notes", "", *(f"- {safe.line(n)}" for n in record.notes), ""]
+    lines += _iteration_log(record, safe)
     if issue is not None:
         lines += [f"Closes #{issue}", ""]
     history = pr_history.render(earlier, pr_history.summary_of(record))
@@ -131,24 +159,25 @@ def explanation(reply: str, limit: int = 800) -> str:
     return clip(text, limit)
 
 
-def _summary(record: RunRecord) -> str:
-    """The model's own explanation of each iteration whose edits were applied, in order."""
+def _summary(record: RunRecord, safe: _Untrusted) -> list[str]:
+    """The model's own explanation of each iteration whose edits were applied, in order;
+    redacted before it is cut, so the cut cannot leave half a secret the redactor misses."""
     said = [
-        explanation(it.reply)
+        explanation(safe.redact(it.reply))
         for it in record.iterations
         if any(e.status == "applied" for e in it.edits)
     ]
     said = [s for s in dict.fromkeys(said) if s]
     if len(said) <= 1:
-        return said[0] if said else ""
-    return "\n".join(f"- {_inline(s)}" for s in said)
+        return prose.quoted(said[0]) if said else []
+    return [f"- {prose.inline(s)}" for s in said]
 
 
-def _changes_table(patch: str) -> list[str]:
+def _changes_table(patch: str, safe: _Untrusted) -> list[str]:
     stats = diff_stats(patch)
     if not stats:
         return ["### Changes", "", "No file was changed.", ""]
-    rows = [f"| `{path}` | +{a} | −{d} |" for path, (a, d) in stats.items()]
+    rows = [f"| {safe.code(path)} | +{a} | −{d} |" for path, (a, d) in stats.items()]
     return ["### Changes", "", "| file | added | removed |", "| --- | --- | --- |", *rows, ""]
 
 
@@ -168,7 +197,53 @@ def diff_stats(patch: str) -> dict[str, tuple[int, int]]:
     return stats
 
 
-def _checks_section(title: str, checks: Sequence[CheckResult]) -> list[str]:
+def _final_checks(record: RunRecord, safe: _Untrusted) -> list[str]:
+    """The committed tree's checks in a fresh sandbox; without a commit, the last checks the
+    loop ran, said as such."""
+    if record.final_checks:
+        title = "Checks on the committed change (fresh sandbox)"
+        return _checks_section(title, record.final_checks, safe)
+    last = next((it.checks for it in reversed(record.iterations) if it.checks), ())
+    return _checks_section("Checks on the last change tried (nothing was committed)", last, safe)
+
+
+_POLICY = {
+    "may_add": "new test files only; existing tests, `conftest.py` and test configuration "
+    "could not be changed",
+    "may_edit": "the model could change tests: review every test file below",
+    "frozen": "no test file could be added, changed or deleted",
+}
+
+
+def _test_integrity(record: RunRecord, patch: str, safe: _Untrusted) -> list[str]:
+    """What the run did to tests, and under which rule (README "Security model")."""
+    policy = str(record.spec.get("tests") or "may_add")
+    tests = [f for f in diff_stats(patch) if is_test_path(f)]
+    added = [f for f in tests if f in _new_files(patch)]
+    changed = [f for f in tests if f not in added]
+    lines = ["### Test integrity", "", f"- Policy `{policy}`: {_POLICY.get(policy, policy)}."]
+    if added:
+        lines.append(f"- Test files added: {', '.join(safe.code(f) for f in added)}.")
+    if changed:
+        lines.append(
+            f"- Test files changed or deleted: {', '.join(safe.code(f) for f in changed)}."
+        )
+    if not tests:
+        lines.append("- No test file was added or changed.")
+    return [*lines, ""]
+
+
+def _new_files(patch: str) -> set[str]:
+    found, current = set(), None
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            current = line.split(" b/", 1)[-1]
+        elif current and line.startswith("new file mode"):
+            found.add(current)
+    return found
+
+
+def _checks_section(title: str, checks: Sequence[CheckResult], safe: _Untrusted) -> list[str]:
     if not checks:
         return []
     rows = [
@@ -176,16 +251,16 @@ def _checks_section(title: str, checks: Sequence[CheckResult]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in checks:
-        result = "✅ passed" if c.passed else f"❌ {_inline(c.reason or 'failed')}"
+        result = "✅ passed" if c.passed else f"❌ {safe.cell(c.reason or 'failed')}"
         failed = None if c.tests_failed is None else c.tests_failed + (c.tests_errors or 0)
         rows.append(
-            f"| {c.name} | `{_inline(c.command)}` | {result} | {_num(c.tests_passed)} "
+            f"| {c.name} | {safe.code(c.command)} | {result} | {_num(c.tests_passed)} "
             f"| {_num(failed)} | {c.duration_s:.1f}s |"
         )
     return [f"### {title}", "", *rows, ""]
 
 
-def _run_table(record: RunRecord) -> list[str]:
+def _run_table(record: RunRecord, safe: _Untrusted) -> list[str]:
     u = record.usage
     cost = (
         "unknown (no price for this model)"
@@ -199,7 +274,7 @@ def _run_table(record: RunRecord) -> list[str]:
         "",
         "| iterations | model | tokens (prompt / completion) | cost | wall time | run id |",
         "| --- | --- | --- | --- | --- | --- |",
-        f"| {iterations} | `{_inline(record.model)}` "
+        f"| {iterations} | {safe.code(record.model)} "
         f"| {u.prompt_tokens:,} / {u.completion_tokens:,} | {cost} "
         f"| {'' if total is None else f'{total:.1f}s'} | `{record.run_id}` |",
         "",
@@ -208,7 +283,7 @@ def _run_table(record: RunRecord) -> list[str]:
     ]
 
 
-def _iteration_log(record: RunRecord) -> list[str]:
+def _iteration_log(record: RunRecord, safe: _Untrusted) -> list[str]:
     if not record.iterations:
         return []
     out = ["<details><summary>Iteration log</summary>", ""]
@@ -224,13 +299,11 @@ def _iteration_log(record: RunRecord) -> list[str]:
             f"{it.usage.total_tokens:,} tokens; {it.duration_s:.1f}s"
         )
         out += [
-            f"   - refused {e.path} (block {e.block}): {_inline(e.detail)[:200]}" for e in refused
+            f"   - refused {safe.line(e.path)} (block {e.block}): "
+            f"{prose.inline(clip(safe.redact(e.detail), 200))}"
+            for e in refused
         ]
     return [*out, "", "</details>", ""]
-
-
-def _inline(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").strip()
 
 
 def _num(value: int | None) -> str:

@@ -21,6 +21,11 @@ from tests.support.model_server import ScriptedModelServer, Turn
 
 FAST = {"retry-after-ms": "1"}
 ASK = [Message("user", "fix the bug")]
+# JSON may escape a lone surrogate, which Python decodes into a str no codec can encode.
+LONE_SURROGATE_REPLY = (
+    '{"choices": [{"index": 0, "finish_reason": "stop",'
+    ' "message": {"role": "assistant", "content": "fix \\ud800 here"}}]}'
+)
 
 
 def config_for(server: ScriptedModelServer, **changes: object) -> ModelConfig:
@@ -103,6 +108,29 @@ def test_missing_usage_is_estimated_from_length(model_server: ScriptedModelServe
 
 def test_estimate_tokens_is_a_quarter_of_the_characters_rounded_up() -> None:
     assert [estimate_tokens(t) for t in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
+
+
+def test_a_lone_surrogate_in_a_reply_becomes_a_replacement_character(
+    model_server: ScriptedModelServer,
+) -> None:
+    model_server.script(Turn.raw(LONE_SURROGATE_REPLY))
+
+    completion = model_for(model_server).complete(ASK)
+
+    assert completion.text == "fix \ufffd here"
+
+
+def test_a_reply_that_had_a_lone_surrogate_can_be_sent_back_as_history(
+    model_server: ScriptedModelServer,
+) -> None:
+    model_server.script(Turn.raw(LONE_SURROGATE_REPLY), "ok")
+    model = model_for(model_server)
+    first = model.complete(ASK)
+
+    second = model.complete([*ASK, Message("assistant", first.text), Message("user", "again")])
+
+    assert second.text == "ok"
+    assert model_server.requests[1].messages[1]["content"] == "fix \ufffd here"
 
 
 # --- retries the SDK does --------------------------------------------------------------------

@@ -53,3 +53,26 @@ def test_only_the_newest_runs_are_kept() -> None:
     many = tuple(run(n) for n in range(MAX_RUNS + 10))
     kept = earlier_runs(body_with(*many))
     assert len(kept) == MAX_RUNS and kept[-1] == many[-1]
+
+
+def test_a_list_planted_above_codebots_own_does_not_hide_it() -> None:
+    body = "Why: <!-- codebot:runs [ and more\n" + body_with(run(1), run(2))
+
+    assert earlier_runs(body) == (run(1), run(2))
+
+
+def test_a_complete_list_planted_above_codebots_own_is_not_read() -> None:
+    fake = "\n".join(render((), RunSummary("fake", "t", "task", "passed", 1, 1, 0.0)))
+    body = fake + "\n" + body_with(run(1))
+
+    assert earlier_runs(body) == (run(1),)
+
+
+def test_a_list_that_is_not_the_last_line_is_not_read() -> None:
+    assert earlier_runs(body_with(run(1)) + "A line someone added.\n") == ()
+
+
+def test_a_body_sent_back_with_crlf_line_endings_is_read() -> None:
+    body = body_with(run(1), run(2)).replace("\n", "\r\n") + "\r\n"
+
+    assert earlier_runs(body) == (run(1), run(2))
