@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from collections.abc import Mapping, Sequence
-from xml.etree import ElementTree
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 
+from codebot.junit import (
+    MAX_NAME_CHARS,
+    JUnitReport,
+    Unreadable,
+    parse_pytest_summary,
+    read_report,
+)
 from codebot.protocols import Sandbox
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
-from codebot.text import tail
+from codebot.text import clip, tail
 from codebot.tokens import chars_for
 
 SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
@@ -30,35 +39,87 @@ _NETWORK_FAILURE = re.compile(
     r"Network is unreachable|Temporary failure in name resolution|Name or service not known"
     r"|Could not resolve host|No address associated with hostname"
 )
-_OUTCOMES = (("failure", "failed"), ("error", "errors"), ("skipped", "skipped"))
-_SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+|no tests ran) in \d+(?:\.\d+)?s", re.MULTILINE)
-_SUMMARY_KEYS = {
-    "passed": "passed",
-    "xpassed": "passed",
-    "failed": "failed",
-    "error": "errors",
-    "errors": "errors",
-    "skipped": "skipped",
-    "xfailed": "skipped",
-}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the tests must show after a change, learned from the run before it: every test
+    that ran then (passed, failed or errored in the test itself) runs now and passes, and a
+    report is written when one was written then. This is what makes skipping, deselecting,
+    deleting or exiting early unable to pass for a fix."""
+
+    tests: frozenset[str] = frozenset()
+    report: bool = False
 
 
 def run_checks(
-    sandbox: Sandbox, spec: TaskSpec, changed: Sequence[str], *, python_repo: bool
+    sandbox: Sandbox,
+    spec: TaskSpec,
+    changed: Sequence[str],
+    *,
+    python_repo: bool,
+    expect: Expectation = Expectation(),
 ) -> tuple[CheckResult, ...]:
     """Build (a failure stops here), then lint, then test; one `CheckResult` per check run.
 
     `changed`: the files the run changed that still exist (the default lint checks those)."""
+    return _checks(sandbox, spec, changed, python_repo, expect)[0]
+
+
+def baseline_checks(
+    sandbox: Sandbox, spec: TaskSpec, *, python_repo: bool
+) -> tuple[tuple[CheckResult, ...], Expectation]:
+    """The checks before any change, and what every later test run is held to."""
+    results, report = _checks(sandbox, spec, (), python_repo, Expectation())
+    if not isinstance(report, JUnitReport) or not report.outcomes:
+        return results, Expectation(report=isinstance(report, JUnitReport))
+    ran = frozenset(name for name in report.outcomes if _held(name, report))
+    return results, Expectation(ran, report=True)
+
+
+def _checks(
+    sandbox: Sandbox,
+    spec: TaskSpec,
+    changed: Sequence[str],
+    python_repo: bool,
+    expect: Expectation,
+) -> tuple[tuple[CheckResult, ...], JUnitReport | Unreadable | None]:
     results: list[CheckResult] = []
     if spec.build:
         results.append(_plain_check(sandbox, "build", spec.build, spec.timeout))
         if not results[-1].passed:
-            return tuple(results)
+            return tuple(results), None
     lint = lint_command(spec.lint, changed, python_repo=python_repo)
     if lint:
         results.append(_plain_check(sandbox, "lint", lint, spec.timeout))
-    results.append(_test_check(sandbox, spec.test, spec.timeout))
-    return tuple(results)
+    test, report = _test_check(sandbox, spec.test, spec.timeout, expect)
+    return (*results, test), report
+
+
+def fill_sandbox(
+    sandbox: Sandbox,
+    spec: TaskSpec,
+    tree: Path,
+    base: Callable[[], AbstractContextManager[Path]] | None,
+    deleted: Sequence[str] = (),
+) -> CheckResult | None:
+    """Copy `tree` in, run the spec's setup, and leave the sandbox sealed off every network.
+
+    Setup (the one step that may have the network) never runs on model-written code: when
+    `tree` holds some, `base` gives the base commit's files for setup, and `tree` (with the
+    base files it `deleted`) goes in only after the seal."""
+    early = base if spec.setup else None
+    if early is None:
+        sandbox.sync(tree)
+    else:
+        with early() as files:
+            sandbox.sync(files)
+    setup = run_setup(sandbox, spec)
+    sandbox.seal()  # a network, if the operator allowed one, served the setup step only
+    if early is not None:
+        sandbox.sync(tree)
+        sandbox.sync(tree, deleted)
+    return setup
 
 
 def run_setup(sandbox: Sandbox, spec: TaskSpec) -> CheckResult | None:
@@ -84,38 +145,6 @@ def lint_command(
     if not files:
         return None
     return f"{DEFAULT_LINT} {' '.join(shlex.quote(f) for f in files)}"
-
-
-def parse_junit(xml: bytes) -> tuple[dict[str, int], tuple[FailedTest, ...]]:
-    """Counts (passed, failed, errors, skipped) and the failing tests with their full text.
-
-    Each testcase counts once: a failure outranks an error (e.g. in teardown), which outranks
-    a skip. Raises ValueError if `xml` is not XML.
-    """
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"not JUnit XML: {exc}") from None
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-    failing: list[FailedTest] = []
-    for case in root.iter("testcase"):
-        outcome, detail = _outcome(case)
-        counts[outcome] += 1
-        if outcome in ("failed", "errors"):
-            failing.append(FailedTest(_test_name(case), detail))
-    return counts, tuple(failing)
-
-
-def parse_pytest_summary(output: str) -> dict[str, int] | None:
-    """Counts from pytest's last summary line ("3 passed, 1 failed in 0.12s"), if any."""
-    lines = _SUMMARY.findall(output)
-    if not lines:
-        return None
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-    for number, word in re.findall(r"(\d+) (\w+)", lines[-1]):
-        if word in _SUMMARY_KEYS:
-            counts[_SUMMARY_KEYS[word]] += int(number)
-    return counts
 
 
 def feedback_for_model(checks: Sequence[CheckResult], max_tokens: int) -> str:
@@ -189,45 +218,100 @@ def _plain_check(
     )
 
 
-def _test_check(sandbox: Sandbox, command: str, timeout: int) -> CheckResult:
+def run_base_tests(
+    sandbox: Sandbox, spec: TaskSpec, added: Sequence[str], expect: Expectation
+) -> CheckResult:
+    """The tests with the test files the model added left out: a new test module runs at
+    import, before any test, and could patch the code under test for the whole session."""
+    ignore = " ".join(shlex.quote(f"--ignore={path}") for path in added)
+    check, _ = _test_check(sandbox, spec.test, spec.timeout, expect, ignore, "base tests")
+    return check
+
+
+def _test_check(
+    sandbox: Sandbox,
+    command: str,
+    timeout: int,
+    expect: Expectation,
+    addopts: str = "",
+    name: CheckName = "test",
+) -> tuple[CheckResult, JUnitReport | Unreadable | None]:
     # A fresh, unguessable report path per run: no stale report to delete first (one exec
     # less per iteration), and none the checked code could plant in advance.
-    junit = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
-    env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -p no:cacheprovider"}
+    path = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
+    env = {"PYTEST_ADDOPTS": f"--junitxml={path} -p no:cacheprovider {addopts}".rstrip()}
     result = sandbox.run(command, timeout, env=env)
-    counts, failing = _test_results(sandbox.read_file(junit), result.output)
+    report = read_report(sandbox, path)
+    found = report if isinstance(report, JUnitReport) else parse_pytest_summary(result.output)
+    counts = found.counts if found else None
+    failing = (found.failing if found else ()) + _missing(expect, report)
     kept = tuple(
         FailedTest(t.name, tail(t.detail, DETAIL_CHARS)) for t in failing[:MAX_FAILING_TESTS]
     )
-    if kept and not _passed(result):
-        output = _join_tests(kept, OUTPUT_CHARS)
-    else:
-        output = tail(result.output, OUTPUT_CHARS)
-    return CheckResult(
-        name="test",
+    broken = _broken_promise(expect, report, failing)
+    passed = _passed(result) and not broken
+    output = (
+        _join_tests(kept, OUTPUT_CHARS)
+        if kept and not passed
+        else tail(result.output, OUTPUT_CHARS)
+    )
+    # A command that failed says why itself; the promise matters when it claims success.
+    reason = _reason(result, timeout, counts) if not _passed(result) else broken
+    check = CheckResult(
+        name=name,
         command=command,
-        passed=_passed(result),
+        passed=passed,
         exit_code=result.exit_code,
         duration_s=result.duration_s,
         output=output,
-        reason=_reason(result, timeout, counts),
+        reason=reason,
         tests_passed=counts["passed"] if counts else None,
         tests_failed=counts["failed"] if counts else None,
         tests_errors=counts["errors"] if counts else None,
         tests_skipped=counts["skipped"] if counts else None,
         failing_tests=kept,
     )
+    return check, report
 
 
-def _test_results(
-    xml: bytes | None, output: str
-) -> tuple[dict[str, int] | None, tuple[FailedTest, ...]]:
-    if xml is not None:
-        try:
-            return parse_junit(xml)
-        except ValueError:
-            pass  # a half-written report (e.g. after a timeout): fall back to the output
-    return parse_pytest_summary(output), ()
+def _held(name: str, report: JUnitReport) -> bool:
+    """A baseline test every later run must show passing: not a skip, and not a collection
+    error (reported under the module's name, with no `::`), which the real tests of that
+    module replace once it imports."""
+    outcome = report.outcomes[name]
+    return outcome != "skipped" and (outcome != "errors" or "::" in name)
+
+
+def _missing(
+    expect: Expectation, report: JUnitReport | Unreadable | None
+) -> tuple[FailedTest, ...]:
+    """Tests that ran before the change and did not pass now, as failing tests."""
+    if not expect.tests or not isinstance(report, JUnitReport):
+        return ()
+    gone = sorted(n for n in expect.tests if report.outcomes.get(n) in (None, "skipped"))
+    return tuple(
+        FailedTest(
+            clip(n, MAX_NAME_CHARS),
+            "this test ran before the change and "
+            + ("was skipped now" if n in report.outcomes else "did not run now")
+            + "; keep every existing test running and fix the code under test",
+        )
+        for n in gone
+    )
+
+
+def _broken_promise(
+    expect: Expectation, report: JUnitReport | Unreadable | None, failing: Sequence[FailedTest]
+) -> str:
+    """Why the run cannot count as passing although the command may have exited 0."""
+    if isinstance(report, Unreadable):
+        return report.why
+    if expect.report and report is None:
+        return "the test run wrote no report, though it did before the change (did it exit early?)"
+    gone = sum(1 for t in failing if t.detail.startswith("this test ran before the change"))
+    if gone:
+        return f"{_plural(gone, 'test')} that ran before the change did not pass now"
+    return ""
 
 
 def _join_tests(tests: Sequence[FailedTest], limit: int) -> str:
@@ -241,7 +325,7 @@ def _passed(result: ExecResult) -> bool:
     return result.exit_code == 0 and not result.timed_out
 
 
-def _reason(result: ExecResult, timeout: float, counts: dict[str, int] | None) -> str:
+def _reason(result: ExecResult, timeout: float, counts: Mapping[str, int] | None) -> str:
     """A short human cause of a failure; empty for a pass."""
     if _passed(result):
         return ""
@@ -253,7 +337,7 @@ def _reason(result: ExecResult, timeout: float, counts: dict[str, int] | None) -
     return cause
 
 
-def _cause(result: ExecResult, timeout: float, counts: dict[str, int] | None) -> str:
+def _cause(result: ExecResult, timeout: float, counts: Mapping[str, int] | None) -> str:
     if result.timed_out:
         return f"timed out after {timeout:g}s"
     if result.oom_killed:
@@ -270,17 +354,3 @@ def _cause(result: ExecResult, timeout: float, counts: dict[str, int] | None) ->
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _outcome(case: ElementTree.Element) -> tuple[str, str]:
-    for tag, outcome in _OUTCOMES:
-        element = case.find(tag)
-        if element is not None:
-            text = (element.text or "").strip() or element.get("message", "")
-            return outcome, text
-    return "passed", ""
-
-
-def _test_name(case: ElementTree.Element) -> str:
-    classname, name = case.get("classname", ""), case.get("name", "?")
-    return f"{classname}::{name}" if classname else name

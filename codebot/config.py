@@ -17,10 +17,22 @@ from typing import Any
 
 import yaml
 
+from codebot.ceiling import SandboxCeiling, bound
 from codebot.errors import ConfigError
 
 DEFAULT_IMAGE = "codebot-sandbox:bookworm"
-DEFAULT_PROTECTED: tuple[str, ...] = (".github/workflows/**", ".codebot.yml")
+# Matched case-insensitively; `*` spans directories. The git files decide what a commit
+# holds and how it is diffed, so the model may not change them either.
+DEFAULT_PROTECTED: tuple[str, ...] = (
+    ".github/workflows/**",
+    ".github/actions/**",
+    ".codebot.yml",
+    ".gitignore",
+    "*/.gitignore",
+    ".gitattributes",
+    "*/.gitattributes",
+    ".gitmodules",
+)
 # Who may start the bot with a comment by default: people with write access to the repo.
 TRUSTED_ASSOCIATIONS: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
 
@@ -89,6 +101,9 @@ class Settings:
     context_tokens: int = 12_000
     feedback_tokens: int = 2_000
     spec_defaults: dict[str, Any] = field(default_factory=dict)
+    ceiling: SandboxCeiling = field(default_factory=SandboxCeiling)
+    # What was changed from what was asked (e.g. a sandbox value lowered to the ceiling).
+    notes: tuple[str, ...] = ()
 
 
 # Keys a repository's .codebot.yml may set, per section.
@@ -109,6 +124,7 @@ _SPEC_DEFAULT_KEYS = {
     "timeout",
     "budget",
     "files",
+    "tests",
 }
 
 
@@ -155,6 +171,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_iterations=int(_num(env, "CODEBOT_MAX_ITERATIONS", 0)) if iterations else None,
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
+        ceiling=SandboxCeiling.from_env(env),
     )
 
 
@@ -175,7 +192,11 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
                 f"{path}: unknown or not allowed key `{key}`",
                 f"allowed: {', '.join(sorted(allowed))}; endpoint and secrets come from env/flags",
             )
-    sandbox = _section(settings.sandbox, data, "sandbox", path)
+    sandbox, notes = settings.sandbox, settings.notes
+    if data.get("sandbox"):
+        asked = _section(settings.sandbox, data, "sandbox", path)
+        sandbox, lowered = bound(asked, settings.sandbox, settings.ceiling, path)
+        notes = (*notes, *lowered)
     git = _section(settings.git, data, "git", path)
     extra = data.get("protected_paths", [])
     if not isinstance(extra, list) or not all(isinstance(p, str) for p in extra):
@@ -198,6 +219,7 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
     return replace(
         settings,
         sandbox=sandbox,
+        notes=notes,
         git=git,
         github=github,
         context_tokens=int(context.get("tokens", settings.context_tokens)),

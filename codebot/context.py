@@ -7,6 +7,7 @@ the task text mentions, then the remaining small source files. Deterministic for
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -98,6 +99,21 @@ def untrusted(text: str) -> str:
     return _TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
 
 
+def shown_path(path: str) -> str:
+    """A file name as the model may see it: control and format characters (newlines, escape
+    sequences, bidi overrides) spelled out as escapes, so a name cannot forge lines."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf")
+        else ch
+        for ch in path
+    )
+
+
+def _names(paths: Sequence[str]) -> list[str]:
+    return [untrusted(shown_path(p)) for p in paths]
+
+
 def check_output(text: str) -> str:
     """Check output for the model: written by the repository's code, so untrusted too."""
     if not text:
@@ -113,7 +129,7 @@ def render_files(files: Sequence[tuple[str, str]]) -> str:
     for path, text in files:
         fence = "`" * max(3, _longest_backtick_run(text) + 1)
         body = text if text.endswith("\n") or not text else text + "\n"
-        parts.append(f"{path}\n{fence}\n{untrusted(body)}{fence}\n")
+        parts.append(f"{_names([path])[0]}\n{fence}\n{untrusted(body)}{fence}\n")
     return '<untrusted source="repository">\n' + "\n".join(parts) + "</untrusted>\n"
 
 
@@ -128,7 +144,7 @@ def render_task(spec: TaskSpec, ctx: Context, baseline: str) -> str:
     )
     files = render_files(ctx.files)
     if ctx.omitted:
-        files += f"\n(Not shown for space: {', '.join(ctx.omitted)}.)\n"
+        files += f"\n(Not shown for space: {', '.join(_names(ctx.omitted))}.)\n"
     return prompts.render(
         "task.md",
         source=untrusted(spec.source or "spec"),
@@ -136,7 +152,7 @@ def render_task(spec: TaskSpec, ctx: Context, baseline: str) -> str:
         description=untrusted(spec.description.strip()),
         acceptance=("\nAcceptance criteria:" + acceptance) if acceptance else "",
         tree_note=note,
-        tree="\n".join(ctx.tree),
+        tree="\n".join(_names(ctx.tree)),
         files=files or "(none)\n",
         baseline=baseline,
     )
@@ -149,7 +165,13 @@ def render_feedback(
     checks: str,
     files: Sequence[tuple[str, str]],
 ) -> str:
-    edits = "\n".join(f"- block {o.block} ({o.path}): {o.status}. {o.detail}" for o in outcomes)
+    edits = "\n".join(
+        f"- block {o.block} ({_names([o.path])[0]}): {o.status}. {untrusted(o.detail)}"
+        for o in outcomes
+    )
+    if edits:  # a refusal quotes the file's closest lines: repository content
+        edits = f'<untrusted source="edit results">\n{edits}\n</untrusted>'
+
     shown = ""
     if files:
         shown = "Current content of the files you changed:\n\n" + render_files(files) + "\n"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from codebot import context, prompts
-from codebot.checks import feedback_for_model, run_checks
+from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
 from codebot.protocols import Model, Sandbox, Worktree
@@ -198,6 +198,7 @@ class Loop:
     tree: Worktree
     sandbox: Sandbox
     python_repo: bool
+    expect: Expectation = field(default_factory=Expectation)
     feedback_tokens: int = 2_000
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
@@ -276,7 +277,9 @@ class Loop:
             notes.append(prompts.snippet("refused_blocks.md" if refused else "changed_nothing.md"))
             return Retry(self._feedback(number, outcomes, "\n".join(notes), shown), outcomes)
         existing = [p for p in sorted(changed | set(touched)) if self.tree.exists(p)]
-        checks = run_checks(self.sandbox, self.spec, existing, python_repo=self.python_repo)
+        checks = run_checks(
+            self.sandbox, self.spec, existing, python_repo=self.python_repo, expect=self.expect
+        )
         if all(c.passed for c in checks):
             return Green(outcomes, checks)
         failures = context.check_output(feedback_for_model(checks, self.feedback_tokens))

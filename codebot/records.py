@@ -97,7 +97,7 @@ class ExecResult:
     pids_limited: bool = False  # a fork was refused at the sandbox's process limit
 
 
-CheckName = Literal["setup", "build", "lint", "test"]
+CheckName = Literal["setup", "build", "lint", "test", "base tests"]
 
 
 @dataclass(frozen=True)
@@ -165,9 +165,13 @@ class RunRecord:
     cost_usd: float | None
     head_commit: str | None = None
     files_changed: tuple[str, ...] = ()
+    # The checks of the committed tree, checked out fresh into a new sandbox.
+    final_checks: tuple[CheckResult, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     # Request options the endpoint refused and the run did without (e.g. temperature).
     model_adjustments: tuple[str, ...] = ()
+    # Settings changed from what was asked (e.g. a sandbox value lowered to the ceiling).
+    notes: tuple[str, ...] = ()
     # On GitHub: where the result went ("pushed BRANCH; pull request URL"), or why it did not.
     published: str = ""
 

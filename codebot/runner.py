@@ -15,17 +15,17 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from codebot import config as cfg
-from codebot import context, report, stops
-from codebot.checks import feedback_for_model, run_checks, run_setup
+from codebot import context, prose, report, stops
+from codebot.checks import Expectation, baseline_checks, feedback_for_model, fill_sandbox
 from codebot.edits import FileTree
-from codebot.errors import ConfigError, SandboxError
+from codebot.errors import ConfigError
 from codebot.llm import OpenAIModel
 from codebot.loop import Loop, LoopResult, LoopState, StopRules, run_loop
 from codebot.protocols import Model
@@ -41,6 +41,7 @@ from codebot.records import (
 from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
 from codebot.spec import TaskSpec, spec_to_dict
+from codebot.verify import close_sandbox, verify_run
 from codebot.workspace import Workspace
 
 Event = Callable[[str], None]
@@ -172,6 +173,7 @@ class Baseline:
     python_repo: bool
     timings: Mapping[str, float]
     setup_failed: str = ""
+    expect: Expectation = field(default_factory=Expectation)
 
 
 def solve(
@@ -201,17 +203,20 @@ def solve(
     left = _close(sandbox, on_event)
     if left:  # e.g. the engine died: the run's own result stands, and names what is left
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
+    ws.stage(result.changed)
+    args = (run.settings, run.spec, ws, run.run_id, result, start.expect, start.python_repo)
+    result, final = verify_run(*args, on_event)
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(run, result)
-    files = tuple(ws.staged_files()) if head or result.changed else ()
-    timings = {**start.timings, "total_s": run.lap()}
     record = run.record(
         result,
         start.checks,
-        timings,
+        {**start.timings, **final.timings, "total_s": run.lap()},
+        final_checks=final.checks,
         head_commit=head,
-        files_changed=files,
+        files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
+        notes=settings.notes,
     )
     return Solved(record, ws.staged_diff(), start.prompt, redact)
 
@@ -227,7 +232,8 @@ def _begin(
 ) -> Run:
     run_id = prior.run_id if prior else time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     if prior:
-        cleanup_orphans(run_id)  # what a killed run of this id may have left
+        for left in (run_id, f"{run_id}-verify"):  # what a killed run of this id may have left
+            cleanup_orphans(left)
     return Run(run_id, spec, settings, ws, model, redact, on_event, _now(), time.monotonic())
 
 
@@ -247,7 +253,7 @@ def _baseline(run: Run, sandbox: DockerSandbox) -> Baseline:
         return Baseline((setup,), (), False, timings, setup_failed=detail)
     python_repo = run.ws.is_python()
     ready = run.lap()
-    checks = run_checks(sandbox, run.spec, (), python_repo=python_repo)
+    checks, expect = baseline_checks(sandbox, run.spec, python_repo=python_repo)
     timings = {**timings, "baseline_s": round(run.lap() - ready, 3)}
     run.on_event("baseline: " + _checks_line(checks))
     failure = feedback_for_model(checks, run.settings.feedback_tokens)
@@ -257,33 +263,22 @@ def _baseline(run: Run, sandbox: DockerSandbox) -> Baseline:
     task = context.render_task(run.spec, ctx, said)
     prompt = (Message("system", context.system_prompt()), Message("user", task))
     before = (setup,) if setup is not None else ()
-    return Baseline((*before, *checks), prompt, python_repo, timings)
+    return Baseline((*before, *checks), prompt, python_repo, timings, expect=expect)
 
 
 def _fill_sandbox(run: Run, sandbox: DockerSandbox) -> tuple[CheckResult | None, dict[str, float]]:
-    """Copy the files in and run the spec's setup; leave the sandbox sealed off every network.
-
-    Setup (the one step that may have the network) runs on the base commit's files, so on
-    a branch that already holds model-written commits (a PR codebot continues) none of
-    that code runs there. The branch's own files go in after the seal."""
+    """Files in, setup, sealed: see checks.fill_sandbox. On a branch that already holds
+    model-written commits (a PR codebot continues), setup gets the base commit's files."""
     ws = run.ws
-    ahead = run.spec.setup is not None and ws.ahead_of_base()
-    if ahead:
-        with ws.base_tree() as base:
-            sandbox.sync(base)
-    else:
-        sandbox.sync(ws.path)
-    timings = {"sandbox_ready_s": run.lap()}
-    run.on_event(
-        f"sandbox: {run.settings.sandbox.image} ready in {timings['sandbox_ready_s']:.1f}s"
-    )
-    setup = run_setup(sandbox, run.spec)
-    sandbox.seal()  # a network, if the operator allowed one, served the setup step only
-    if ahead:
-        sandbox.sync(ws.path)
-        sandbox.sync(ws.path, ws.deleted_since_base())
+    base = ws.base_tree if ws.ahead_of_base() else None
+    deleted = ws.deleted_since_base() if base else []
+    setup = fill_sandbox(sandbox, run.spec, ws.path, base, deleted)
+    done = run.lap()
+    ready = round(done - (setup.duration_s if setup else 0.0), 3)  # files in, before setup
+    timings = {"sandbox_ready_s": ready}
+    run.on_event(f"sandbox: {run.settings.sandbox.image} ready in {ready:.1f}s")
     if setup is not None:
-        timings["setup_s"] = round(run.lap() - timings["sandbox_ready_s"], 3)
+        timings["setup_s"] = round(done - ready, 3)
         run.on_event("setup: " + _checks_line((setup,)))
     return setup, timings
 
@@ -307,9 +302,12 @@ def _loop(
     loop = Loop(
         spec=run.spec,
         rules=StopRules.of(run.spec),
-        tree=FileTree(run.ws.path, settings.git.protected_paths),
+        tree=FileTree(
+            run.ws.path, settings.git.protected_paths, run.spec.tests, run.ws.base_files()
+        ),
         sandbox=sandbox,
         python_repo=start.python_repo,
+        expect=start.expect,
         feedback_tokens=settings.feedback_tokens,
         started=run.t0,
     )
@@ -344,27 +342,27 @@ class Checkpoint:
 
 
 def _close(sandbox: DockerSandbox, on_event: Event) -> str:
-    """Remove the sandbox; what could not be removed, as one line ("" when all is gone)."""
-    try:
-        sandbox.close()
-    except SandboxError as exc:
-        on_event(f"warning: {exc.one_line()}")
-        return exc.one_line()
-    return ""
+    left = close_sandbox(sandbox)
+    if left:
+        on_event(f"warning: {left}")
+    return left
 
 
 def _commit(run: Run, result: LoopResult) -> str | None:
-    """Stage the work tree (the record's patch and file list read the index); commit it
-    when the run ended in a reviewable state."""
-    run.ws.stage()
+    """Commit what is staged when the run ended in a reviewable state."""
     if not stops.STOPS[result.stop_reason].publishable:
         return None
     summary = next(
         (report.explanation(it.reply) for it in reversed(result.iterations) if it.edits), ""
     )
     git = run.settings.git
+    # GitHub reads mentions and closing keywords in commit messages too: the model's and the
+    # issue's words are redacted, then made inert.
     message = Template(git.commit_template).safe_substitute(
-        title=run.spec.title, summary=summary, run_id=run.run_id, stop_reason=result.stop_reason
+        title=prose.neutralise(run.redact(run.spec.title)),
+        summary=prose.neutralise(run.redact(summary)),
+        run_id=run.run_id,
+        stop_reason=result.stop_reason,
     )
     return run.ws.commit(run.redact(message), git.author_name, git.author_email)
 

@@ -18,6 +18,7 @@ StopReason = Literal[
     "cost_budget",
     "time_budget",
     "no_progress",
+    "unverified",
     "model_error",
     "sandbox_error",
     "setup_failed",
@@ -47,6 +48,9 @@ STOPS: dict[StopReason, StopKind] = {
     "cost_budget": StopKind("stopped: cost budget spent", 1, publishable=True),
     "time_budget": StopKind("stopped: time budget spent", 1, publishable=True),
     "no_progress": StopKind("stopped: the model made no progress", 1, publishable=True),
+    "unverified": StopKind(
+        "stopped: the committed change fails its checks in a fresh sandbox", 1, publishable=True
+    ),
     "model_error": StopKind(
         "stopped: the LLM endpoint failed", ModelError.exit_code, resumable=True
     ),

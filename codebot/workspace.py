@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -116,6 +117,12 @@ class Workspace:
         with _git("listing the tracked files"):
             return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
 
+    def base_files(self) -> frozenset[str]:
+        """Every file of the base commit (what "an existing file" means to the edit rules)."""
+        with _git("listing the files of the base commit"):
+            out = self._repo.git.ls_tree("-r", "-z", "--name-only", self.base_commit)
+        return frozenset(p for p in out.split("\0") if p)
+
     def read_base_file(self, relpath: str) -> str | None:
         """A file as it is at the base commit (not as the model may have edited it)."""
         with _git(f"reading {relpath} at the base commit"):
@@ -145,6 +152,32 @@ class Workspace:
                 self._repo.git.worktree("remove", "--force", str(tree))
             shutil.rmtree(top, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def staged_tree(self) -> Iterator[Path]:
+        """What the next commit holds, checked out fresh (as a clone would have it) into a
+        temp dir while the block runs."""
+        top = Path(tempfile.mkdtemp(prefix="codebot-staged-"))
+        try:
+            with _git("checking out the staged tree"):
+                self._repo.git.checkout_index("--all", f"--prefix={top}/tree/")
+            (top / "tree").mkdir(exist_ok=True)
+            yield top / "tree"
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+    def staged_deletions(self) -> list[str]:
+        """Files of the base commit that the next commit no longer has."""
+        with _git("listing the files deleted since the base"):
+            out = self._repo.git.diff(
+                "--cached", "--name-only", "--no-renames", "--diff-filter=D", "-z", self.base_commit
+            )
+        return sorted(p for p in out.split("\0") if p)
+
+    def has_staged_change(self) -> bool:
+        """Whether a commit now would change anything (the index differs from HEAD)."""
+        with _git("comparing the index with HEAD"):
+            return bool(self._repo.git.diff("--cached", "--name-only", "HEAD"))
+
     def deleted_since_base(self) -> list[str]:
         """Committed files of the base that the branch head no longer has."""
         with _git("listing the files deleted since the base"):
@@ -157,10 +190,23 @@ class Workspace:
         files = self.tracked_files()
         return any(f.endswith(".py") for f in files) or any(m in files for m in _PYTHON_MARKERS)
 
-    def stage(self) -> None:
-        """Put the work tree's whole state into git's index (what `staged_*` and `commit` see)."""
+    def stage(self, paths: Sequence[str]) -> None:
+        """Put exactly these paths' bytes into git's index, as the sandbox got them: no
+        .gitignore, .gitattributes filter or end-of-line conversion can make the commit
+        differ from what was tested. A path no longer in the tree leaves the index."""
+        files = [p for p in paths if (self.path / p).is_file() and not (self.path / p).is_symlink()]
+        gone = [p for p in paths if not os.path.lexists(self.path / p)]
         with _git("staging the changes"):
-            self._repo.git.add("-A")
+            if files:
+                out = self._repo.git.hash_object("-w", "--no-filters", "--", *files)
+                infos = [
+                    arg
+                    for path, sha in zip(files, out.split(), strict=True)
+                    for arg in ("--cacheinfo", f"{_mode(self.path / path)},{sha},{path}")
+                ]
+                self._repo.git.update_index("--add", *infos)
+            if gone:
+                self._repo.git.update_index("--force-remove", "--", *gone)
 
     def staged_files(self) -> list[str]:
         """Paths the index holds differently from the base commit (new and deleted too)."""
@@ -171,9 +217,11 @@ class Workspace:
     def staged_diff(self) -> str:
         """The patch from the base commit to the index."""
         with _git("writing the patch"):
+            # As text whatever the attributes say (`-diff`, textconv): a reviewer sees it all.
             text: str = self._repo.git.diff(
-                "--cached", "--no-color", "--no-ext-diff", self.base_commit
-            )
+                "--cached", "--no-color", "--no-ext-diff", "--text", "--no-textconv",
+                self.base_commit,
+            )  # fmt: skip
         return text + "\n" if text else ""
 
     def commit(self, message: str, author_name: str, author_email: str) -> str | None:
@@ -216,6 +264,10 @@ def _git(
         raise WorkspaceError(f"git failed while {action}: {_stderr(exc)}", fix) from None
     except (git.GitError, ValueError, OSError) as exc:
         raise WorkspaceError(f"git failed while {action}: {exc}", fix) from None
+
+
+def _mode(path: Path) -> str:
+    return "100755" if path.stat().st_mode & 0o100 else "100644"
 
 
 def _auth_env(url: str, token: str | None) -> dict[str, str]:

@@ -34,7 +34,7 @@ def test_edits_and_commit_never_touch_the_users_repo(repo):
     try:
         (ws.path / "a.py").write_text("x = 2\n")
         (ws.path / "new.py").write_text("z = 3\n")
-        ws.stage()
+        ws.stage(["a.py", "new.py"])
         assert ws.staged_files() == ["a.py", "new.py"]
         assert ws.commit("Change x", "bot", "bot@localhost")
     finally:
@@ -48,7 +48,7 @@ def test_publish_local_adds_only_the_branch(repo):
     ws = Workspace.create(repo, "fix-x", None, "codebot/")
     try:
         (ws.path / "a.py").write_text("x = 2\n")
-        ws.stage()
+        ws.stage(["a.py"])
         sha = ws.commit("Change x", "bot", "bot@localhost")
         ws.publish_local()
     finally:
@@ -79,7 +79,7 @@ def test_diff_shows_the_patch_against_base(repo):
     ws = Workspace.create(repo, "fix-x", None, "codebot/")
     try:
         (ws.path / "lib/b.py").unlink()
-        ws.stage()
+        ws.stage(["lib/b.py"])
         patch = ws.staged_diff()
     finally:
         ws.cleanup()
@@ -172,5 +172,35 @@ def test_clone_dirs_of_ended_processes_are_removed_when_a_workspace_is_made(tmp_
     try:
         assert ws.path.is_relative_to(tmp_path / "tmp")
         assert [n for n, d in dirs.items() if d.exists()] == ["live", "unmarked"]
+    finally:
+        ws.cleanup()
+
+
+def test_staging_commits_the_bytes_as_they_are_past_ignore_rules_and_filters(tmp_path):
+    files = {"a.py": "x = 1\n", ".gitignore": "hidden_*.py\n", ".gitattributes": "*.py ident\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "a.py").write_text("x = 2  # $Id$\n")
+        (ws.path / "hidden_impl.py").write_text("y = 1\n")
+        ws.stage(["a.py", "hidden_impl.py"])
+        sha = ws.commit("Change x", "bot", "bot@localhost")
+        ws.publish_local()
+    finally:
+        ws.cleanup()
+    assert git(repo, "cat-file", "-p", f"{sha}:a.py") == "x = 2  # $Id$"
+    assert git(repo, "cat-file", "-p", f"{sha}:hidden_impl.py") == "y = 1"
+
+
+def test_the_staged_tree_is_checked_out_fresh_with_deletions_listed(repo):
+    ws = Workspace.create(repo, "fix-x", None, "codebot/")
+    try:
+        (ws.path / "lib/b.py").unlink()
+        (ws.path / "c.py").write_text("z = 3\n")
+        ws.stage(["lib/b.py", "c.py"])
+        with ws.staged_tree() as tree:
+            found = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+        assert found == ["a.py", "c.py"] and ws.staged_deletions() == ["lib/b.py"]
+        assert ws.has_staged_change() and ws.base_files() == {"a.py", "lib/b.py"}
     finally:
         ws.cleanup()

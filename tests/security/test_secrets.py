@@ -73,6 +73,7 @@ def test_planted_secrets_never_appear_in_run_files_prompts_or_cli_output(
             spec_fields(
                 title="Fix the service token test",
                 description=f"CI says the token is wrong. Mine is {secret_x}, use that.",
+                tests="may_edit",  # the fix is in the test file itself
             )
         )
     )
@@ -189,7 +190,7 @@ def test_planted_secrets_never_reach_the_pr_the_comments_or_the_pushed_commits(
         tmp_path / "work",
         {
             "test_service.py": SECRET_PRINTING_TEST.format(secret=secret_x),
-            ".codebot.yml": "spec:\n  test: python3 -m pytest -q\n",
+            ".codebot.yml": "spec:\n  test: python3 -m pytest -q\n  tests: may_edit\n",
         },
     )
     remote = tmp_path / "remote.git"

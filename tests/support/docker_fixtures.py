@@ -42,20 +42,28 @@ def sandbox_image(docker_client: docker.DockerClient) -> str:
     return image
 
 
+def _labels(run_id: str | None) -> list[dict[str, str]]:
+    """A run's sandbox, and the one that checks its committed tree (`<run id>-verify`)."""
+    if run_id is None:
+        return [{"label": LABEL}]
+    return [{"label": f"{LABEL}={run_id}"}, {"label": f"{LABEL}={run_id}-verify"}]
+
+
 def sandbox_leftovers(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
     """Containers and volumes labelled with `run_id` (any run id when None)."""
-    label = {"label": LABEL if run_id is None else f"{LABEL}={run_id}"}
-    containers = client.containers.list(all=True, filters=label)
-    volumes = client.volumes.list(filters=label)
-    return [f"container {c.name}" for c in containers] + [f"volume {v.name}" for v in volumes]
+    found = []
+    for label in _labels(run_id):
+        found += [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+        found += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
+    return found
 
 
 def remove_leftovers(client: docker.DockerClient, run_id: str) -> None:
-    label = {"label": f"{LABEL}={run_id}"}
-    for container in client.containers.list(all=True, filters=label):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters=label):
-        volume.remove(force=True)
+    for label in _labels(run_id):
+        for container in client.containers.list(all=True, filters=label):
+            container.remove(force=True)
+        for volume in client.volumes.list(filters=label):
+            volume.remove(force=True)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from codebot.errors import FileTooLarge
 from codebot.records import ExecResult
 
 __all__ = ["Exec", "ScriptedSandbox", "scripted_sandbox"]
@@ -85,8 +86,15 @@ class ScriptedSandbox:
             self._reports[found.group(1)] = step.junit
         return ExecResult(command, step.exit_code, step.output, step.duration_s)
 
-    def read_file(self, path: str) -> bytes | None:
-        return self._reports.get(path)
+    def read_file(self, path: str, max_bytes: int) -> bytes | None:
+        data = self._reports.get(path)
+        if data is not None and len(data) > max_bytes:
+            raise FileTooLarge(path, len(data), max_bytes)
+        return data
+
+    def place(self, path: str, data: bytes) -> None:
+        """A file the sandboxed code wrote (e.g. a report at a path it learned)."""
+        self._reports[path] = data
 
     def seal(self) -> None:
         self.sealed = True

@@ -1,0 +1,129 @@
+"""The last check before a commit: the tree about to be committed, checked out fresh into a
+new sandbox, through the same checks.
+
+The loop's sandbox lives for the whole run, so code from one iteration could leave files,
+processes or settings that make a later check pass (a `sitecustomize.py` in the user site, a
+file only the sandbox has). The PR reports this run, on exactly the committed bytes, instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from codebot import stops
+from codebot.checks import Expectation, fill_sandbox, run_base_tests, run_checks
+from codebot.config import Settings
+from codebot.edits import is_test_path
+from codebot.errors import SandboxError
+from codebot.loop import LoopResult
+from codebot.protocols import Sandbox
+from codebot.records import CheckResult
+from codebot.sandbox import DockerSandbox
+from codebot.spec import TaskSpec
+from codebot.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Final:
+    """The checks of the committed tree in a fresh sandbox (none when nothing is committed)."""
+
+    checks: tuple[CheckResult, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+def verify_run(
+    settings: Settings,
+    spec: TaskSpec,
+    ws: Workspace,
+    run_id: str,
+    result: LoopResult,
+    expect: Expectation,
+    python_repo: bool,
+    on_event: Callable[[str], None],
+) -> tuple[LoopResult, Final]:
+    """Check what is about to be committed (when something is, and the run is reviewable);
+    a loop that saw green but whose committed tree fails is not `passed` but `unverified`."""
+    if not stops.STOPS[result.stop_reason].publishable or not ws.has_staged_change():
+        return result, Final()
+    began = time.monotonic()
+    try:
+        verified = verify(settings, spec, ws, run_id, expect, python_repo=python_repo)
+    except SandboxError as exc:
+        why = f"while checking the committed tree in a fresh sandbox: {exc.one_line()}"
+        return replace(result, stop_reason="sandbox_error", stop_detail=why), Final()
+    except KeyboardInterrupt:
+        why = "interrupted while checking the committed tree in a fresh sandbox"
+        return replace(result, stop_reason="interrupted", stop_detail=why), Final()
+    on_event("verify: " + ", ".join(_said(c) for c in verified.checks))
+    if verified.leftover:
+        on_event(f"warning: {verified.leftover}")
+    final = Final(verified.checks, {"verify_s": round(time.monotonic() - began, 3)})
+    if result.stop_reason == "passed" and not verified.passed:
+        failed = ", ".join(c.name for c in verified.checks if not c.passed)
+        detail = f"{result.stop_detail}, but the committed tree fails {failed} in a fresh sandbox"
+        return replace(result, stop_reason="unverified", stop_detail=detail), final
+    return result, final
+
+
+def _said(check: CheckResult) -> str:
+    return f"{check.name} {'passed' if check.passed else 'failed (' + check.reason + ')'}"
+
+
+@dataclass(frozen=True)
+class Verified:
+    checks: tuple[CheckResult, ...]
+    leftover: str = ""  # what could not be removed afterwards ("" when all is gone)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+
+def verify(
+    settings: Settings,
+    spec: TaskSpec,
+    ws: Workspace,
+    run_id: str,
+    expect: Expectation,
+    *,
+    python_repo: bool,
+) -> Verified:
+    """Run the checks on the staged tree in a sandbox of its own (`<run id>-verify`)."""
+    with ws.staged_tree() as tree:
+        sandbox = DockerSandbox.start(settings.sandbox, f"{run_id}-verify")
+        try:
+            setup = fill_sandbox(sandbox, spec, tree, ws.base_tree, ws.staged_deletions())
+            if setup is not None and not setup.passed:
+                checks: tuple[CheckResult, ...] = (setup,)
+            else:
+                changed = _existing(ws.staged_files(), tree)
+                checks = run_checks(sandbox, spec, changed, python_repo=python_repo, expect=expect)
+                added = _added_tests(ws, changed)
+                if added and all(c.passed for c in checks):
+                    checks += (run_base_tests(sandbox, spec, added, expect),)
+        except BaseException:
+            close_sandbox(sandbox)
+            raise
+        return Verified(checks, close_sandbox(sandbox))
+
+
+def _added_tests(ws: Workspace, paths: Sequence[str]) -> list[str]:
+    base = ws.base_files()
+    return [p for p in paths if p not in base and is_test_path(p)]
+
+
+def _existing(paths: Sequence[str], root: Path) -> list[str]:
+    return [p for p in paths if (root / p).is_file()]
+
+
+def close_sandbox(sandbox: Sandbox) -> str:
+    """Remove a sandbox; what could not be removed, as one line ("" when all is gone). The
+    run's own result stands either way: a leftover is named, not raised."""
+    try:
+        sandbox.close()
+    except SandboxError as exc:
+        return exc.one_line()
+    return ""
