@@ -811,3 +811,12 @@ def test_file_tree_applies_its_test_policy_to_its_base_files(tmp_path: Path) -> 
     tree = FileTree(tmp_path, DEFAULT_PROTECTED, base_files=frozenset({"tests/test_calc.py"}))
     (outcome,) = tree.apply([weaken_assertion()])
     assert outcome.status == "refused" and "existing test file" in outcome.detail
+
+
+@pytest.mark.parametrize(
+    "path",
+    [".github/actions/setup/action.yml", ".gitmodules", "lib/.gitignore", "docs/.gitattributes"],
+)
+def test_the_files_that_steer_ci_and_git_are_protected_by_default(tmp_path: Path, path: str):
+    reason = refuse_path(tmp_path, path, DEFAULT_PROTECTED)
+    assert reason is not None and "protected" in reason
