@@ -225,6 +225,131 @@ def test_unparseable_diff_is_a_problem_not_an_exception() -> None:
     assert parsed.problems[0].startswith("diff block 1: cannot parse")
 
 
+# ---------------------------------------------------------------- parsing: fences around diffs
+
+README_AND_CALC_DIFF = """```diff
+--- a/README.md
++++ b/README.md
+@@ -3,3 +3,3 @@
+ ```sh
+-make
++make install
+ ```
+--- a/src/calc.py
++++ b/src/calc.py
+@@ -1,2 +1,2 @@
+ def add(a, b):
+-    return a - b
++    return a + b
+```
+"""
+README_HUNK = ("README.md", "```sh\nmake\n```\n", "```sh\nmake install\n```\n")
+CALC_HUNK = (
+    "src/calc.py",
+    "def add(a, b):\n    return a - b\n",
+    "def add(a, b):\n    return a + b\n",
+)
+
+
+def sides(parsed: ParsedReply) -> list[tuple[str, str, str]]:
+    return [(e.path, e.search, e.replace) for e in parsed.edits]
+
+
+def test_fence_lines_in_a_hunk_do_not_end_the_diff_block() -> None:
+    parsed = parse_edits(README_AND_CALC_DIFF)
+    assert (sides(parsed), parsed.problems) == ([README_HUNK, CALC_HUNK], ())
+
+
+def test_diff_touching_fence_lines_applies_to_every_file_it_names(tmp_path: Path) -> None:
+    write(tmp_path, "README.md", "# Calc\n\n```sh\nmake\n```\n")
+    write(tmp_path, "src/calc.py", CALC)
+    _, outcomes = apply_reply(tmp_path, README_AND_CALC_DIFF)
+    assert [(o.path, o.status) for o in outcomes] == [
+        ("README.md", "applied"),
+        ("src/calc.py", "applied"),
+    ]
+    assert (tmp_path / "README.md").read_text() == "# Calc\n\n```sh\nmake install\n```\n"
+    assert (tmp_path / "src/calc.py").read_text() == CALC.replace("a - b", "a + b", 1)
+
+
+def test_longer_backtick_fence_holds_a_diff_with_fence_lines() -> None:
+    reply = README_AND_CALC_DIFF.replace("```diff\n", "````diff\n").replace("\n```\n", "\n````\n")
+    parsed = parse_edits(reply)
+    assert (sides(parsed), parsed.problems) == ([README_HUNK, CALC_HUNK], ())
+
+
+def test_tilde_fence_holds_a_diff_with_fence_lines() -> None:
+    reply = README_AND_CALC_DIFF.replace("```diff\n", "~~~diff\n").replace("\n```\n", "\n~~~\n")
+    parsed = parse_edits(reply)
+    assert (sides(parsed), parsed.problems) == ([README_HUNK, CALC_HUNK], ())
+
+
+def test_a_shorter_fence_line_does_not_close_a_longer_fence() -> None:
+    reply = "The README reads:\n````markdown\n```sh\nmake\n```\n````\n\n```\n--- a/x.py\n"
+    reply += "+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n```\n"
+    assert [e.path for e in parse_edits(reply).edits] == ["x.py"]
+
+
+def test_diff_in_an_indented_fence_is_read_relative_to_the_fence() -> None:
+    reply = "1. Fix it:\n   ```diff\n   --- a/x.py\n   +++ b/x.py\n   @@ -1,2 +1,2 @@\n"
+    reply += "    keep\n   -a\n   +b\n   ```\n"
+    parsed = parse_edits(reply)
+    assert (sides(parsed), parsed.problems) == ([("x.py", "keep\na\n", "keep\nb\n")], ())
+
+
+def test_closing_fence_indented_like_a_context_line_still_closes_a_complete_hunk() -> None:
+    parsed = parse_edits("```diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n ```\n")
+    assert (sides(parsed), parsed.problems) == ([("x.py", "a\n", "b\n")], ())
+
+
+def test_diff_cut_off_inside_a_hunk_is_a_problem_and_no_edit() -> None:
+    reply = "```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,5 +1,5 @@\n def add(a, b):\n-    return"
+    parsed = parse_edits(reply)
+    assert parsed.edits == ()
+    assert parsed.problems == (
+        "diff block 1: the reply ends inside the hunk `@@ -1,5 +1,5 @@` of calc.py, which has "
+        "fewer lines than its header says, so the diff was cut off and none of this block was "
+        "applied; send it again in full, and end every fence with a line of ```",
+    )
+
+
+def test_a_cut_diff_block_gives_no_edit_even_for_its_complete_hunks() -> None:
+    cut = README_AND_CALC_DIFF.split("-    return a - b")[0]
+    parsed = parse_edits(cut)
+    assert parsed.edits == ()
+    assert parsed.problems[0].startswith("diff block 1: the reply ends inside the hunk")
+
+
+def test_a_fence_line_that_ends_a_cut_hunk_is_not_taken_for_the_closing_fence() -> None:
+    reply = "```diff\n--- a/README.md\n+++ b/README.md\n@@ -1,4 +1,4 @@\n ```\n-make\n"
+    reply += "+make install\n ```\n"
+    parsed = parse_edits(reply)
+    assert parsed.edits == ()
+    assert parsed.problems[0].startswith("diff block 1: the reply ends inside the hunk")
+
+
+def test_unclosed_diff_fence_is_read_to_the_end_and_reported() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+    parsed = parse_edits(reply)
+    assert sides(parsed) == [("x.py", "a\n", "b\n")]
+    assert parsed.problems == (
+        "diff block 1: its ```diff fence is never closed, so it was read up to the end of the "
+        "reply; check that nothing is missing, end every fence with a line of ```, and wrap a "
+        "diff that has ``` lines in a longer fence such as ````diff",
+    )
+
+
+def test_unclosed_diff_fence_ends_where_the_next_tagged_fence_opens() -> None:
+    reply = "```diff\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n\nAnd:\n```python\n"
+    reply += block("y.py", "c\n", "d\n") + "```\n"
+    parsed = parse_edits(reply)
+    assert sides(parsed) == [("x.py", "a\n", "b\n"), ("y.py", "c\n", "d\n")]
+    assert parsed.problems[0].startswith(
+        "diff block 1: its ```diff fence is never closed, so it was read up to the next fence "
+        "(```python)"
+    )
+
+
 # ---------------------------------------------------------------- applying: matching
 
 
@@ -268,6 +393,40 @@ def test_small_drift_is_applied_by_fuzzy_match(tmp_path: Path) -> None:
     outcome = apply_one(tmp_path, sr("a.py", stale, new))
     assert (outcome.status, outcome.detail) == ("applied", "fuzzy (ratio 0.96)")
     assert (tmp_path / "a.py").read_text() == new
+
+
+def test_fuzzy_match_never_changes_the_lines_around_its_span(tmp_path: Path) -> None:
+    head = "import json\nimport os\n\n\n"
+    write(
+        tmp_path,
+        "a.py",
+        head + "def load(path):\n    with open(path) as f:\n        return json.load(f)\n",
+    )
+    stale = "def load(path):\n    with open(path) as f:\n        return json.load(f)\n\n\n\n"
+    new = (
+        'def load(path, encoding="utf-8"):\n'
+        "    with open(path, encoding=encoding) as f:\n"
+        "        return json.load(f)\n"
+    )
+    outcome = apply_one(tmp_path, sr("a.py", stale, new))
+    assert (outcome.status, outcome.detail) == ("applied", "fuzzy (ratio 0.97)")
+    assert (tmp_path / "a.py").read_text() == head + new
+
+
+def test_fuzzy_match_is_refused_rather_than_drop_a_line_the_search_lacks(tmp_path: Path) -> None:
+    current = (
+        "def load(path):\n"
+        "    with open(path) as f:\n"
+        "        data = json.load(f)\n"
+        '    log.debug("loaded %s", path)\n'
+        "    return data\n"
+    )
+    target = write(tmp_path, "a.py", current)
+    stale = current.replace('    log.debug("loaded %s", path)\n', "")
+    outcome = apply_one(tmp_path, sr("a.py", stale, stale.replace("(path)", "(path, mode)")))
+    assert outcome.status == "refused"
+    assert '    4 |     log.debug("loaded %s", path)' in outcome.detail
+    assert target.read_text() == current
 
 
 def test_edit_with_stale_context_reports_closest_match(tmp_path: Path) -> None:
@@ -330,6 +489,47 @@ def test_diff_with_wrong_line_numbers_applies(tmp_path: Path) -> None:
     _, outcomes = apply_reply(tmp_path, reply)
     assert outcomes[0].status == "applied"
     assert (tmp_path / "calc.py").read_text().endswith("def sub(a, b):\n    return a + b\n")
+
+
+def calc_hunk(header: int, old: str = "def sub(a, b):") -> str:
+    return (
+        f"```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -{header},2 +{header},2 @@\n {old}\n"
+        "-    return a - b\n+    return a + b\n```"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        (5, "exact"),
+        (40, "exact, moved by -35 lines from the header's line 40"),
+        (4, "exact, moved by 1 line from the header's line 4"),
+        (1, "exact, moved by 4 lines from the header's line 1"),
+    ],
+)
+def test_diff_hunk_found_away_from_its_header_line_says_how_far(
+    tmp_path: Path, header: int, detail: str
+) -> None:
+    write(tmp_path, "calc.py", CALC)
+    _, (outcome,) = apply_reply(tmp_path, calc_hunk(header))
+    assert (outcome.status, outcome.detail) == ("applied", detail)
+
+
+def test_whitespace_insensitive_hunk_away_from_its_header_says_how_far(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC.replace("def sub(a, b):", "def sub(a, b):  "))
+    _, (outcome,) = apply_reply(tmp_path, calc_hunk(9))
+    assert outcome.detail == "whitespace-insensitive, moved by -4 lines from the header's line 9"
+
+
+def test_hunk_placed_by_the_lines_earlier_hunks_added_is_not_called_moved(tmp_path: Path) -> None:
+    write(tmp_path, "calc.py", CALC)
+    reply = (
+        "```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n+import math\n+\n"
+        " def add(a, b):\n-    return a - b\n+    return a + b\n@@ -5,2 +7,2 @@\n def sub(a, b):\n"
+        "-    return a - b\n+    return a + b\n```"
+    )
+    _, outcomes = apply_reply(tmp_path, reply)
+    assert [(o.status, o.detail) for o in outcomes] == [("applied", "exact"), ("applied", "exact")]
 
 
 def test_already_applied_edit_is_not_an_error(tmp_path: Path) -> None:

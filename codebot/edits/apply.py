@@ -1,4 +1,4 @@
-"""Apply edits to files: exact, then whitespace-insensitive, then fuzzy matching.
+"""Apply edits to files, matched exactly, then whitespace-insensitively, then fuzzily (`match`).
 
 Every refusal is written for the model to read and correct itself (the closest lines, similar
 paths, "already applied"), and an edit that would change no byte is never reported as applied.
@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from codebot.edits.match import Match, closest, find, fuzzy, positions
 from codebot.edits.paths import escape_controls, normalise, refuse_path
 from codebot.edits.policy import IntegrityRules
 from codebot.records import Edit, EditOutcome, EditStatus
 from codebot.spec import TestsPolicy
 
-FUZZY_MIN_RATIO = 0.9  # below this a near match is shown to the model, never applied
 SIMILAR_PATH_CUTOFF = 0.6  # how alike a path must be to be suggested for a missing file
 MAX_SHOWN_LINES = 10  # closest-lines excerpt in a refusal
 MAX_LISTED_FILES = 20_000  # stop walking huge trees when suggesting similar paths
-MAX_FUZZY_CANDIDATES = 50  # windows that get the exact (slow) similarity ratio
 
 NO_CHANGE = "the edit changes nothing: REPLACE is identical to the lines it matched"
 SAME_CONTENT = "the file already has exactly this content"
@@ -36,18 +35,6 @@ class _Text:
     lines: tuple[str, ...]
     crlf: bool
     final_newline: bool
-
-
-@dataclass(frozen=True)
-class _Match:
-    start: int
-    length: int
-    how: str
-    reindent: bool = False
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
 
 
 def apply_edits(
@@ -63,11 +50,28 @@ def apply_edits(
     "existing") decide which changes to tests and their configuration are refused.
     """
     rules = IntegrityRules.of(tests, base_files)
-    return tuple(_apply_one(root, edit, protected, rules) for edit in edits)
+    outcomes: list[EditOutcome] = []
+    for edit in edits:
+        shift = _shift(edit, zip(edits, outcomes, strict=False))
+        outcomes.append(_apply_one(root, edit, protected, rules, shift))
+    return tuple(outcomes)
+
+
+def _shift(edit: Edit, done: Iterable[tuple[Edit, EditOutcome]]) -> int:
+    """Lines the earlier hunks of a diff added above this one: its header counts the file
+    before any hunk, but the hunks land one after another."""
+    if edit.hint_line is None:
+        return 0
+    return sum(
+        len(_split(e.replace)) - len(_split(e.search))
+        for e, outcome in done
+        if e.path == edit.path and e.hint_line is not None and e.hint_line < edit.hint_line
+        if outcome.status != "refused" and not e.delete
+    )
 
 
 def _apply_one(
-    root: Path, edit: Edit, protected: Sequence[str], rules: IntegrityRules
+    root: Path, edit: Edit, protected: Sequence[str], rules: IntegrityRules, shift: int
 ) -> EditOutcome:
     reason = refuse_path(root, edit.path, protected)
     if reason:
@@ -80,7 +84,7 @@ def _apply_one(
     if reason:
         return EditOutcome(rel, edit.block, "refused", f"block {edit.block}: {reason}")
     try:
-        status, detail = _change_file(root, rel, edit, guard)
+        status, detail = _change_file(root, rel, edit, guard, shift)
     except OSError as exc:  # e.g. a parent is a file, or a permission problem
         status, detail = "refused", f"block {edit.block}: cannot write {rel}: {exc.strerror}"
     return EditOutcome(rel, edit.block, status, detail)
@@ -110,7 +114,9 @@ class _Guard:
         return next((reason for reason in reasons if reason), None)
 
 
-def _change_file(root: Path, rel: str, edit: Edit, guard: _Guard) -> tuple[EditStatus, str]:
+def _change_file(
+    root: Path, rel: str, edit: Edit, guard: _Guard, shift: int
+) -> tuple[EditStatus, str]:
     """Work out the new content, let the guard veto it, and only then touch the disk."""
     target = root / rel
     if target.is_dir():
@@ -133,7 +139,7 @@ def _change_file(root: Path, rel: str, edit: Edit, guard: _Guard) -> tuple[EditS
         text = _load(target)
     except UnicodeDecodeError:
         return "refused", f"block {edit.block}: {rel} is not a UTF-8 text file"
-    status, detail, new = _edit_text(text, edit, rel)
+    status, detail, new = _edit_text(text, edit, rel, shift)
     if new is not None:
         if why := guard.refuse_change(_body(text), _body(new)):
             return "refused", f"block {edit.block}: {why}"
@@ -141,41 +147,57 @@ def _change_file(root: Path, rel: str, edit: Edit, guard: _Guard) -> tuple[EditS
     return status, detail
 
 
-def _edit_text(text: _Text, edit: Edit, rel: str) -> tuple[EditStatus, str, _Text | None]:
+def _edit_text(
+    text: _Text, edit: Edit, rel: str, shift: int
+) -> tuple[EditStatus, str, _Text | None]:
     """Decide what one edit does to one file's text: (status, detail, new text or None)."""
     search, replace = _split(edit.search), _split(edit.replace)
     if not "".join(search).strip():
         return _fill(text, edit, replace, rel)
-    match = _find(text.lines, search, edit.hint_line)
-    if isinstance(match, _Match) and not _inside_replace(text.lines, search, replace, match):
-        return _changed(text, match, search, replace)
+    hint = None if edit.hint_line is None else edit.hint_line + shift
+    match = find(text.lines, search, hint)
+    if isinstance(match, Match) and not _inside_replace(text.lines, search, replace, match):
+        return _changed(text, match, search, replace, _moved(edit, match, hint))
     # Checked before fuzzy matching, so a resent edit is not applied on top of itself.
-    present = match is None and "".join(replace).strip() and _find(text.lines, replace, None)
-    if isinstance(match, _Match) or present:
+    present = match is None and "".join(replace).strip() and find(text.lines, replace, None)
+    if isinstance(match, Match) or present:
         return "already_applied", "the REPLACE text is already in the file; nothing to do", None
-    match = _fuzzy(text.lines, search, edit.hint_line) if match is None else match
+    match = fuzzy(text.lines, search, hint) if match is None else match
     if isinstance(match, str):
         why = f"block {edit.block}: {match} in {rel}"
         return "refused", f"{why}; add more context lines so it matches exactly one place", None
     if match is None:
         return "refused", _not_found(text.lines, search, edit.block, rel), None
-    return _changed(text, match, search, replace)
+    return _changed(text, match, search, replace, _moved(edit, match, hint))
+
+
+def _moved(edit: Edit, match: Match, hint: int | None) -> str:
+    """How far a diff hunk matched from where its header put it: the model should know its line
+    numbers were wrong. `hint` is the header's line after the diff's earlier hunks."""
+    if edit.format != "diff" or hint is None or match.start + 1 == hint:
+        return ""
+    by = match.start + 1 - hint
+    lines = "line" if abs(by) == 1 else "lines"
+    return f", moved by {by} {lines} from the header's line {edit.hint_line}"
 
 
 def _changed(
-    text: _Text, match: _Match, search: list[str], replace: list[str]
+    text: _Text, match: Match, search: list[str], replace: list[str], moved: str
 ) -> tuple[EditStatus, str, _Text | None]:
     """Applied only if some line changes: reporting a no-op as applied would tell the loop, and
     the model, that the tree changed when it did not."""
     new = _replaced(text, match, search, replace)
     if new == text:
         return "already_applied", NO_CHANGE, None
-    return "applied", match.how, new
+    return "applied", match.how + moved, new
 
 
-def _replaced(text: _Text, match: _Match, search: list[str], replace: list[str]) -> _Text:
+def _replaced(text: _Text, match: Match, search: list[str], replace: list[str]) -> _Text:
+    """The matched span, and nothing else, becomes REPLACE (shifted to the file's indentation
+    when the match ignored it)."""
     if match.reindent:
-        replace = _reindent(replace, search, text.lines[match.start : match.end])
+        pairs = match.pairs or tuple(enumerate(range(match.start, match.end)))
+        replace = _reindent(replace, [(search[i], text.lines[j]) for i, j in pairs])
     lines = (*text.lines[: match.start], *replace, *text.lines[match.end :])
     return _Text(lines, text.crlf, text.final_newline)
 
@@ -193,97 +215,22 @@ def _fill(
     return "refused", f"{why} (an empty SEARCH only creates new files)", None
 
 
-_LEVELS: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("exact", lambda s: s),
-    ("whitespace-insensitive", str.rstrip),
-    ("whitespace-insensitive", str.strip),
-)
-
-
-def _find(lines: Sequence[str], search: Sequence[str], hint: int | None) -> _Match | str | None:
-    """Exact, then whitespace-insensitive; a str explains an ambiguity the hint cannot settle."""
-    for level, (how, norm) in enumerate(_LEVELS):
-        starts = _positions([norm(x) for x in lines], [norm(x) for x in search])
-        if starts:
-            start = _pick(starts, hint)
-            if start is None:
-                places = ", ".join(str(s + 1) for s in starts[:8])
-                return f"the SEARCH text matches {len(starts)} places (lines {places})"
-            return _Match(start, len(search), how, reindent=level == 2)
-    return None
-
-
-def _fuzzy(lines: Sequence[str], search: Sequence[str], hint: int | None) -> _Match | str | None:
-    ratio, starts, length = _closest(lines, search, FUZZY_MIN_RATIO)
-    if ratio < FUZZY_MIN_RATIO:
-        return None
-    start = _pick(starts, hint)
-    if start is None:
-        return f"the SEARCH text resembles {len(starts)} places equally"
-    return _Match(start, length, f"fuzzy (ratio {ratio:.2f})", reindent=True)
-
-
-def _positions(lines: Sequence[str], search: Sequence[str]) -> list[int]:
-    n = len(search)
-    return [i for i in range(len(lines) - n + 1) if list(lines[i : i + n]) == list(search)]
-
-
-def _pick(starts: Sequence[int], hint: int | None) -> int | None:
-    if len(starts) == 1:
-        return starts[0]
-    if hint is None:
-        return None
-    return min(starts, key=lambda s: abs(s + 1 - hint))
-
-
-def _closest(
-    lines: Sequence[str], search: Sequence[str], cutoff: float = 0.0
-) -> tuple[float, list[int], int]:
-    """Most similar window, of n-1..n+1 lines so one dropped or extra line is tolerated.
-
-    quick_ratio() bounds ratio() from above and is cheap, so it ranks the windows and only
-    the top few pay for the exact ratio: a large file stays well under a second.
-    """
-    matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2("\n".join(x.strip() for x in search))
-    stripped = [x.strip() for x in lines]
-    ranked: list[tuple[float, int, int]] = []
-    for length in sorted({max(1, len(search) + d) for d in (0, -1, 1)}):
-        for i in range(len(lines) - length + 1):
-            matcher.set_seq1("\n".join(stripped[i : i + length]))
-            bound = matcher.quick_ratio() if matcher.real_quick_ratio() >= cutoff else 0.0
-            if bound >= cutoff:
-                ranked.append((bound, i, length))
-    ranked.sort(key=lambda r: -r[0])
-    best, starts, best_len = 0.0, [0], len(search)
-    for bound, i, length in ranked[:MAX_FUZZY_CANDIDATES]:
-        if bound < best:
-            break
-        matcher.set_seq1("\n".join(stripped[i : i + length]))
-        ratio = matcher.ratio()
-        if ratio > best:
-            best, starts, best_len = ratio, [i], length
-        elif ratio == best and length == best_len:
-            starts.append(i)
-    return best, sorted(starts), best_len
-
-
 def _inside_replace(
-    lines: Sequence[str], search: list[str], replace: list[str], match: _Match
+    lines: Sequence[str], search: list[str], replace: list[str], match: Match
 ) -> bool:
     """True when SEARCH only matches inside an earlier-applied REPLACE (a resent edit)."""
     if len(replace) <= len(search) or match.how != "exact":
         return False
-    spans = [(r, r + len(replace)) for r in _positions(lines, replace)]
-    starts = _positions(lines, search)
+    spans = [(r, r + len(replace)) for r in positions(lines, replace)]
+    starts = positions(lines, search)
     return bool(spans) and all(
         any(a <= s and s + len(search) <= b for a, b in spans) for s in starts
     )
 
 
-def _reindent(replace: list[str], search: Sequence[str], found: Sequence[str]) -> list[str]:
-    """Shift REPLACE by the indentation gap between the model's SEARCH and the real lines."""
-    pairs = [(s, f) for s, f in zip(search, found, strict=False) if s.strip() and f.strip()]
+def _reindent(replace: list[str], pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """Shift REPLACE by the indentation gap between a SEARCH line and the file line it matched."""
+    pairs = [(s, f) for s, f in pairs if s.strip() and f.strip()]
     if not pairs:
         return replace
     model, real = (x[: len(x) - len(x.lstrip())] for x in pairs[0])
@@ -299,12 +246,14 @@ def _reindent(replace: list[str], search: Sequence[str], found: Sequence[str]) -
 
 
 def _not_found(lines: Sequence[str], search: Sequence[str], block: int, rel: str) -> str:
+    """The closest lines and one either side: a near match is refused when SEARCH leaves out a
+    line the file has there, and the model must see that line to correct its SEARCH."""
     head = f"block {block}: the SEARCH text was not found in {rel}."
-    ratio, starts, length = _closest(lines, search)
+    ratio, starts, length = closest(lines, search)
     if not lines or ratio == 0.0:
         return f"{head} The file has {len(lines)} lines and none resemble it."
-    start = starts[0]
-    shown = lines[start : start + min(length, MAX_SHOWN_LINES)]
+    start = max(0, starts[0] - 1)
+    shown = lines[start : min(starts[0] + length + 1, start + MAX_SHOWN_LINES)]
     excerpt = "\n".join(f"{start + k + 1:>5} | {line}" for k, line in enumerate(shown))
     return (
         f"{head} Closest lines (similarity {ratio:.2f}), lines {start + 1}-{start + len(shown)}:"

@@ -1,7 +1,7 @@
 """Read the model's reply into edits: SEARCH/REPLACE blocks and fenced unified diffs.
 
-Pure text in, dataclasses out, no I/O: the formats can be tested without a file system, and this
-is the one module that imports unidiff, so its quirks (and its exceptions) stay here.
+Pure text in, dataclasses out, no I/O: the formats can be tested without a file system. This
+module finds the blocks; `udiff` reads the diffs and `fences` the Markdown fences around them.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from unidiff.errors import UnidiffParseError
-from unidiff.patch import Hunk, PatchSet
-
+from codebot.edits.fences import Fence
+from codebot.edits.udiff import DiffBlock, diff_to_edits, read_diff
 from codebot.records import Edit
 
 _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$")
-_FENCE = re.compile(r"^\s*```\s*([\w+-]*)")
-_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@(.*)$")
 _PATH_LIKE = re.compile(r"^[\w.~][\w.\-/+@~]*$")
 _PATH_LABEL = re.compile(r"^(?:file|filename|path)\s*:\s*", re.IGNORECASE)
 _BARE_NAMES = {"Makefile", "Dockerfile", "LICENSE", "README", "Procfile", "Gemfile", "Justfile"}
@@ -44,15 +41,17 @@ def parse_edits(reply: str) -> ParsedReply:
     problems: list[str] = []
     path: str | None = None
     block = floor = i = 0
-    in_fence = False
+    fence: Fence | None = None  # the open fence around prose, code or SEARCH blocks
     while i < len(lines):
-        diff = _diff_span(lines, i, in_fence)
+        diff = _diff_at(lines, i, fence)
         if diff is not None:
-            found, problem = _diff_to_edits("\n".join(lines[diff[0] : diff[1]]), block)
+            cut = diff.ending == "cut"  # half a diff is never applied
+            found, problem = ([], None) if cut else diff_to_edits("\n".join(diff.body), block)
             edits += found
+            problems += [p for p in (problem, diff.problem(block + 1)) if p]
             block += len(found) or 1
-            problems += [problem] if problem else []
-            i = floor = diff[1] + 1
+            i = floor = diff.after
+            fence = None
         elif _SEARCH.match(lines[i]):
             block += 1
             path = _path_before(lines, floor, i) or path
@@ -60,32 +59,31 @@ def parse_edits(reply: str) -> ParsedReply:
             problems += [problem] if problem else []
             i = floor = end + 1
         else:
-            fence = _FENCE.match(lines[i])
-            # A tagged fence (```python) always opens, so one unclosed fence cannot hide the rest.
-            in_fence = (bool(fence.group(1)) or not in_fence) if fence else in_fence
+            fence = _fence_after(fence, lines[i])
             i += 1
     return ParsedReply(tuple(edits), tuple(problems))
 
 
-def _diff_span(lines: list[str], i: int, in_fence: bool) -> tuple[int, int] | None:
-    """(first, closing) line of a fenced diff opening at `i`; a fence holding SEARCH is not one."""
-    fence = _FENCE.match(lines[i])
-    if not fence or (in_fence and not fence.group(1)):
+def _diff_at(lines: list[str], i: int, fence: Fence | None) -> DiffBlock | None:
+    """The fenced diff opening at `i`; a fence holding SEARCH blocks is not one."""
+    diff = read_diff(lines, i, fence)
+    if diff is None or any(_SEARCH.match(x) for x in diff.body):
         return None
-    end = next((j for j in range(i + 1, len(lines)) if _FENCE.match(lines[j])), len(lines))
-    body = [x for x in lines[i + 1 : end] if x.strip()]
-    if not body or any(_SEARCH.match(x) for x in body):
-        return None
-    diff_tag = fence.group(1).lower() in ("diff", "patch", "udiff")
-    header = body[0].startswith(("--- ", "diff --git "))
-    return (i + 1, end) if diff_tag or header else None
+    return diff
+
+
+def _fence_after(fence: Fence | None, line: str) -> Fence | None:
+    """The fence open after `line` (CommonMark): a fence line that cannot close it is content."""
+    if fence is None:
+        return Fence.opening(line)
+    return None if fence.closes(line) else fence
 
 
 def _path_before(lines: list[str], floor: int, at: int) -> str | None:
     """The path named on one of the few lines before a SEARCH marker, skipping fence lines."""
     seen = 0
     for j in range(at - 1, floor - 1, -1):
-        if not lines[j].strip() or _FENCE.match(lines[j]):
+        if not lines[j].strip() or Fence.opening(lines[j]):
             continue
         path = _as_path(lines[j])
         if path or seen >= 2:
@@ -141,82 +139,3 @@ def _next(lines: list[str], start: int, marker: re.Pattern[str]) -> int | None:
 
 def _join(lines: Sequence[str]) -> str:
     return "".join(line + "\n" for line in lines)
-
-
-def _diff_to_edits(body: str, block: int) -> tuple[list[Edit], str | None]:
-    """One edit per hunk (or per deleted file); bad hunk counts are recounted, not rejected."""
-    try:
-        patch = PatchSet(_recount_hunks(body))
-    except UnidiffParseError as exc:
-        return [], f"diff block {block + 1}: cannot parse: {exc}"
-    edits: list[Edit] = []
-    for pfile in patch:
-        source, target = _strip_prefixes(pfile.source_file or "", pfile.target_file or "")
-        if pfile.is_removed_file:
-            edits.append(Edit(source, "", "", "diff", block + len(edits) + 1, delete=True))
-            continue
-        for hunk in pfile:
-            search, replace = _hunk_sides(hunk)
-            hint = int(hunk.source_start) or None
-            edits.append(Edit(target, search, replace, "diff", block + len(edits) + 1, hint))
-    problem = f"diff block {block + 1}: cannot parse: no `--- a/path`, `+++ b/path` and @@ hunk"
-    return edits, (None if edits else problem)
-
-
-def _recount_hunks(body: str) -> str:
-    """Rewrite every @@ header from its body: models miscount, and unidiff truncates silently."""
-    lines = body.split("\n")
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        header = lines[i]
-        i += 1
-        if not header.startswith("@@"):
-            out.append(header)
-            continue
-        start = i
-        while i < len(lines) and _in_hunk(lines, i):
-            i += 1
-        end = i
-        while end > start and not lines[end - 1]:  # blank lines after the hunk, not in it
-            end -= 1
-        hunk = [line or " " for line in lines[start:end]]
-        numbers = _HUNK.match(header)
-        src, dst, tail = numbers.groups() if numbers else ("0", "0", "")
-        old = sum(1 for x in hunk if x[:1] in (" ", "-"))
-        new = sum(1 for x in hunk if x[:1] in (" ", "+"))
-        out += [f"@@ -{src},{old} +{dst},{new} @@{tail}", *hunk]
-    return "\n".join(out) + "\n"
-
-
-def _in_hunk(lines: list[str], i: int) -> bool:
-    line = lines[i]
-    if line.startswith(("@@", "diff ")):
-        return False
-    if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-        return False
-    return line == "" or line[:1] in (" ", "+", "-", "\\")
-
-
-def _strip_prefixes(source: str, target: str) -> tuple[str, str]:
-    """Drop git's a/ and b/ only when both sides use them (a real dir could be named `a`)."""
-    if source.startswith(("a/", "/dev/null")) and target.startswith(("b/", "/dev/null")):
-        source = source[2:] if source.startswith("a/") else source
-        target = target[2:] if target.startswith("b/") else target
-    return source, (source if target == "/dev/null" else target)
-
-
-def _hunk_sides(hunk: Hunk) -> tuple[str, str]:
-    old: list[str] = []
-    new: list[str] = []
-    last: list[list[str]] = []
-    for line in hunk:
-        sides = {" ": [old, new], "-": [old], "+": [new]}.get(line.line_type)
-        if sides is None:  # "\ No newline at end of file" belongs to the line before it
-            for side in last:
-                side[-1] = side[-1].rstrip("\n")
-            continue
-        for side in sides:
-            side.append(line.value if line.value.endswith("\n") else line.value + "\n")
-        last = sides
-    return "".join(old), "".join(new)
