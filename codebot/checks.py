@@ -1,8 +1,9 @@
 """Build, lint and test commands as `CheckResult`s over any `Sandbox`.
 
-Also reads pytest's JUnit XML into counts and failing tests, and trims output twice: for
-people (`CheckResult.output`) and, within a token budget, for the model (`feedback_for_model`).
-Pure apart from the sandbox calls; imports no SDK.
+Tests and lint are judged against the run before the change (`Expectation`): old findings do
+not fail a fix (codebot.lintdiff), and tests that ran then must run and pass now. Also trims
+output twice: for people (`CheckResult.output`) and, within a token budget, for the model
+(`feedback_for_model`). Pure apart from the sandbox calls; imports no SDK.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from codebot.junit import (
     parse_pytest_summary,
     read_report,
 )
+from codebot.lintdiff import (
+    LintBaseline,
+    judge_ruff,
+    judge_text,
+    lint_command,
+    ruff_baseline,
+    text_baseline,
+)
 from codebot.protocols import Sandbox
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
@@ -29,7 +38,6 @@ from codebot.text import clip, tail
 from codebot.tokens import chars_for
 
 SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
-DEFAULT_LINT = "ruff check --no-cache --output-format=concise --"
 OUTPUT_CHARS = 4000  # CheckResult.output, for people
 DETAIL_CHARS = 4000  # one failing test's text, as kept in the run record
 MAX_FAILING_TESTS = 50  # kept in the run record; the counts still say how many failed
@@ -43,13 +51,15 @@ _NETWORK_FAILURE = re.compile(
 
 @dataclass(frozen=True)
 class Expectation:
-    """What the tests must show after a change, learned from the run before it: every test
+    """What the checks must show after a change, learned from the run before it: every test
     that ran then (passed, failed or errored in the test itself) runs now and passes, and a
     report is written when one was written then. This is what makes skipping, deselecting,
-    deleting or exiting early unable to pass for a fix."""
+    deleting or exiting early unable to pass for a fix. `lint`: the findings there were
+    (None when the lint could not say), which the change is not asked to fix."""
 
     tests: frozenset[str] = frozenset()
     report: bool = False
+    lint: LintBaseline | None = None
 
 
 def run_checks(
@@ -69,12 +79,12 @@ def run_checks(
 def baseline_checks(
     sandbox: Sandbox, spec: TaskSpec, *, python_repo: bool
 ) -> tuple[tuple[CheckResult, ...], Expectation]:
-    """The checks before any change, and what every later test run is held to."""
-    results, report = _checks(sandbox, spec, (), python_repo, Expectation())
+    """The checks before any change, and what every later run of them is held to."""
+    results, report, lint = _checks(sandbox, spec, (), python_repo, Expectation(), baseline=True)
     if not isinstance(report, JUnitReport) or not report.outcomes:
-        return results, Expectation(report=isinstance(report, JUnitReport))
+        return results, Expectation(report=isinstance(report, JUnitReport), lint=lint)
     ran = frozenset(name for name in report.outcomes if _held(name, report))
-    return results, Expectation(ran, report=True)
+    return results, Expectation(ran, report=True, lint=lint)
 
 
 def _checks(
@@ -83,17 +93,42 @@ def _checks(
     changed: Sequence[str],
     python_repo: bool,
     expect: Expectation,
-) -> tuple[tuple[CheckResult, ...], JUnitReport | Unreadable | None]:
+    *,
+    baseline: bool = False,
+) -> tuple[tuple[CheckResult, ...], JUnitReport | Unreadable | None, LintBaseline | None]:
     results: list[CheckResult] = []
     if spec.build:
         results.append(_plain_check(sandbox, "build", spec.build, spec.timeout))
         if not results[-1].passed:
-            return tuple(results), None
-    lint = lint_command(spec.lint, changed, python_repo=python_repo)
-    if lint:
-        results.append(_plain_check(sandbox, "lint", lint, spec.timeout))
+            return tuple(results), None, None
+    lint, known = _lint(sandbox, spec, changed, python_repo, expect.lint, baseline)
+    results += [lint] if lint else []
     test, report = _test_check(sandbox, spec.test, spec.timeout, expect)
-    return (*results, test), report
+    return (*results, test), report, known
+
+
+def _lint(
+    sandbox: Sandbox,
+    spec: TaskSpec,
+    changed: Sequence[str],
+    python_repo: bool,
+    before: LintBaseline | None,
+    baseline: bool,
+) -> tuple[CheckResult | None, LintBaseline | None]:
+    """The lint check judged against `before`; at the baseline, the check as it stands and
+    the findings later runs are compared with."""
+    if baseline and spec.lint is None:  # no check: the whole repo's findings are no task
+        return None, ruff_baseline(sandbox, spec.timeout) if python_repo else None
+    command = lint_command(spec.lint, changed, python_repo=python_repo)
+    if command is None:
+        return None, None
+    result = sandbox.run(command, spec.timeout)
+    plain = _plain_result("lint", command, result, spec.timeout)
+    if baseline:
+        return plain, text_baseline(result)
+    if spec.lint is None:
+        return judge_ruff(plain, result, before, workdir=sandbox.workdir, limit=OUTPUT_CHARS), None
+    return judge_text(plain, result, before, limit=OUTPUT_CHARS), None
 
 
 def fill_sandbox(
@@ -131,20 +166,6 @@ def run_setup(sandbox: Sandbox, spec: TaskSpec) -> CheckResult | None:
     if not spec.setup:
         return None
     return _plain_check(sandbox, "setup", spec.setup, spec.setup_timeout, SETUP_ENV)
-
-
-def lint_command(
-    lint: str | bool | None, changed: Sequence[str], *, python_repo: bool
-) -> str | None:
-    """The spec's lint command; or ruff on the changed Python files."""
-    if isinstance(lint, str):
-        return lint
-    if lint is False or not python_repo:
-        return None
-    files = [path for path in dict.fromkeys(changed) if path.endswith((".py", ".pyi"))]
-    if not files:
-        return None
-    return f"{DEFAULT_LINT} {' '.join(shlex.quote(f) for f in files)}"
 
 
 def feedback_for_model(checks: Sequence[CheckResult], max_tokens: int) -> str:
@@ -206,7 +227,10 @@ def _plain_check(
     timeout: int,
     env: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    result = sandbox.run(command, timeout, env)
+    return _plain_result(name, command, sandbox.run(command, timeout, env), timeout)
+
+
+def _plain_result(name: CheckName, command: str, result: ExecResult, timeout: int) -> CheckResult:
     return CheckResult(
         name=name,
         command=command,

@@ -109,7 +109,8 @@ class FailedTest:
 @dataclass(frozen=True)
 class CheckResult:
     """One check (build, lint or test) as data. `output` is trimmed for people and models;
-    test counts are None when the runner's results could not be read."""
+    test counts are None when the runner's results could not be read. `preexisting`: lint
+    findings that were there before the change and were left alone (they fail nothing)."""
 
     name: CheckName
     command: str
@@ -123,6 +124,7 @@ class CheckResult:
     tests_errors: int | None = None
     tests_skipped: int | None = None
     failing_tests: tuple[FailedTest, ...] = ()
+    preexisting: int = 0
 
 
 # How an iteration ended: the name of the loop's decision (codebot.loop.Decision).

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from codebot.checks import (
+    baseline_checks,
     feedback_for_model,
     run_checks,
     share_budget,
@@ -182,11 +183,47 @@ def test_default_lint_runs_ruff_on_changed_python_files(
     changed = ["new mod.py", "math_ops.py", "notes.md"]
     lint, _test = run_checks(sandbox, spec(lint=None), changed, python_repo=True)
     assert lint.command == (
-        "ruff check --no-cache --output-format=concise -- 'new mod.py' math_ops.py"
+        "ruff check --no-cache --force-exclude --output-format=json-lines -- "
+        "'new mod.py' math_ops.py"
     )
-    assert (lint.name, lint.passed, lint.reason) == ("lint", False, "exit code 1")
-    assert "new mod.py:1:8: F401" in lint.output
-    assert "unchanged_bad.py" not in lint.output
+    assert (lint.name, lint.passed, lint.reason) == ("lint", False, "1 finding")
+    assert lint.output == "new mod.py:1:8: F401 `os` imported but unused"
+
+
+LEGACY = "import os\n\n\ndef area(r):\n    return 3.14 * r * r\n"
+CHANGED = '"""Areas."""\n\nimport os\nimport sys\n\n\ndef area(r):\n    return 3.14159 * r * r\n'
+
+
+@pytest.mark.docker
+def test_default_lint_blames_a_real_change_only_for_the_unused_import_it_added(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "legacy.py").write_text(LEGACY)
+    sandbox.sync(tmp_path, ["legacy.py"])
+    _, expect = baseline_checks(sandbox, spec(lint=None), python_repo=True)
+    (tmp_path / "legacy.py").write_text(CHANGED)  # a docstring shifts the old import down
+    sandbox.sync(tmp_path, ["legacy.py"])
+
+    lint, _test = run_checks(
+        sandbox, spec(lint=None), ["legacy.py"], python_repo=True, expect=expect
+    )
+
+    assert (lint.passed, lint.exit_code, lint.preexisting) == (False, 1, 1)
+    assert lint.reason == "1 new finding (1 pre-existing left alone)"
+    assert lint.output == "legacy.py:4:8: F401 `sys` imported but unused"
+
+
+@pytest.mark.docker
+def test_default_lint_leaves_files_the_project_excludes_alone(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / "vendored.py").write_text("import os\n")
+    sandbox.sync(tmp_path, ["venv/vendored.py"])
+
+    lint, _test = run_checks(sandbox, spec(lint=None), ["venv/vendored.py"], python_repo=True)
+
+    assert (lint.passed, lint.output) == (True, "")
 
 
 @pytest.mark.docker
