@@ -99,6 +99,8 @@ class Settings:
     max_minutes: float | None = None
     runs_dir: Path = Path(".codebot/runs")
     context_tokens: int = 12_000
+    # Globs of files the model is never shown unasked (on top of the built-in noise list).
+    context_exclude: tuple[str, ...] = ()
     feedback_tokens: int = 2_000
     spec_defaults: dict[str, Any] = field(default_factory=dict)
     ceiling: SandboxCeiling = field(default_factory=SandboxCeiling)
@@ -110,7 +112,7 @@ class Settings:
 _REPO_KEYS: dict[str, set[str]] = {
     "sandbox": {"image", "memory", "cpus", "pids", "disk", "tmp_size"},
     "git": {"author_name", "author_email", "commit_template"},
-    "context": {"tokens"},
+    "context": {"tokens", "exclude"},
     "github": {"draft", "labels", "reviewers"},
 }
 # Spec fields a repository may default (commands run inside the sandbox only).
@@ -223,6 +225,7 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
         git=git,
         github=github,
         context_tokens=int(context.get("tokens", settings.context_tokens)),
+        context_exclude=(*settings.context_exclude, *_globs(context.get("exclude", []), path)),
         spec_defaults={**settings.spec_defaults, **spec_defaults},
     )
 
@@ -274,6 +277,12 @@ def _section(current: Any, data: dict[str, Any], name: str, path: str) -> Any:
             )
         current = replace(current, **{key: value})
     return current
+
+
+def _globs(values: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}: `context.exclude` must be a list of globs", "")
+    return tuple(values)
 
 
 def _check_keys(values: Any, name: str, path: str) -> None:

@@ -9,6 +9,7 @@ sandbox and the work tree come in through codebot.protocols: no SDK, no concrete
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,11 @@ from codebot.records import (
 )
 from codebot.spec import TaskSpec
 from codebot.stops import StopReason
+from codebot.text import clip
 from codebot.tokens import estimate_tokens
+
+# A reply may say the task is already done instead of sending edits (see system.md).
+NOTHING_TO_DO = re.compile(r"(?im)^\s*NOTHING TO CHANGE\s*:\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,9 @@ _END: dict[type, IterationEnd] = {Green: "green", Retry: "retry", Stop: "stop"}
 
 @dataclass(frozen=True)
 class LoopState:
-    """What the loop knows between replies. `idle`: replies in a row that changed no file;
-    `repeats`: replies in a row that resent edits already tried."""
+    """What the loop knows between replies. `originals`: each changed file's text before the
+    run first changed it (None: it did not exist); `idle`: replies in a row that changed no
+    file; `repeats`: replies in a row that resent edits already tried."""
 
     history: tuple[Message, ...]
     iterations: tuple[Iteration, ...] = ()
@@ -75,6 +81,8 @@ class LoopState:
     cost_usd: float | None = 0.0
     tried: Mapping[str, int] = field(default_factory=dict)
     changed: frozenset[str] = frozenset()
+    originals: Mapping[str, str | None] = field(default_factory=dict)
+    asked: frozenset[str] = frozenset()  # SHOW requests already answered
     idle: int = 0
     repeats: int = 0
 
@@ -110,6 +118,9 @@ class StopRules:
         """Why the next model call must not be made, if it must not."""
         done = len(state.iterations)
         if done >= self.max_iterations:
+            last = next((i.checks for i in reversed(state.iterations) if i.checks), ())
+            if last and all(c.passed for c in last):  # green, but no change to show for it
+                return Stop("max_iterations", f"no change that passes after {done} iterations")
             return Stop("max_iterations", f"checks still failing after {done} iterations")
         next_prompt = sum(estimate_tokens(m.content) for m in state.history)
         used = state.usage.total_tokens
@@ -199,6 +210,10 @@ class Loop:
     sandbox: Sandbox
     python_repo: bool
     expect: Expectation = field(default_factory=Expectation)
+    baseline_green: bool = False  # every check passed before any change
+    tracked: tuple[str, ...] = ()  # the files of the repository (for SHOW and tracebacks)
+    model: str | None = None  # the model's name, to count its tokens exactly when known
+    show_tokens: int = 4_000  # the most an answer to SHOW requests may take
     feedback_tokens: int = 2_000
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
@@ -210,20 +225,29 @@ class Loop:
         parsed = parse_edits(reply.text)
         key = _fingerprint(parsed.edits)
         earlier = state.tried.get(key) if parsed.edits else None
+        asked = context.requests(reply.text)
+        fresh = {repr(r) for r in asked} - state.asked
         decision: Decision
-        if not parsed.edits:
-            problems = "".join(f"\n- {p}" for p in parsed.problems)
-            decision = Retry(prompts.snippet("no_edits.md", problems=problems))
+        originals = state.originals
+        if not parsed.edits and asked:
+            decision = Retry(prompts.render("show_answer.md", shown=self._answer(asked)))
+        elif not parsed.edits:
+            decision = self._without_edits(reply.text, parsed)
         elif earlier is not None:
             decision = Retry(prompts.snippet("repeated_edits.md", earlier=earlier))
         else:
-            decision = self._attempt(number, parsed, state.changed)
+            decision, originals = self._attempt(number, parsed, state)
+        if asked and parsed.edits and isinstance(decision, Retry):
+            decision = replace(decision, feedback=f"{decision.feedback}\n{self._answer(asked)}")
         applied = {o.path for o in decision.outcomes if o.status == "applied"}
+        looked = bool(fresh) and not parsed.edits  # asking for new code is not idling
         state = replace(
             state,
             tried={**state.tried, key: number} if parsed.edits and earlier is None else state.tried,
             changed=state.changed | applied,
-            idle=0 if applied else state.idle + 1,
+            originals=originals,
+            asked=state.asked | fresh,
+            idle=0 if applied else state.idle + (0 if looked else 1),
             repeats=state.repeats + 1 if earlier is not None else 0,
         )
         if isinstance(decision, Retry) and (stop := self.rules.after_reply(state)):
@@ -235,6 +259,7 @@ class Loop:
         no checks); their edits must land exactly as they did."""
         for it in prior:
             parsed = parse_edits(it.reply)
+            before = {e.block: self.tree.read(e.path) for e in parsed.edits}
             outcomes = self.tree.apply(parsed.edits) if parsed.edits else ()
             if [o.status for o in outcomes] != [e.status for e in it.edits]:
                 raise WorkspaceError(
@@ -256,6 +281,7 @@ class Loop:
                 if parsed.edits
                 else state.tried,
                 changed=state.changed | {o.path for o in outcomes if o.status == "applied"},
+                originals=_firsts(state.originals, before, outcomes),
             )
         if state.changed:
             self.sandbox.sync(self.tree.root, sorted(state.changed))
@@ -264,36 +290,72 @@ class Loop:
     def elapsed(self) -> float:
         return self.clock() - self.started
 
-    def _attempt(self, number: int, parsed: ParsedReply, changed: frozenset[str]) -> Decision:
+    def _without_edits(self, text: str, parsed: ParsedReply) -> Decision:
+        """A reply with no edit: a claim that nothing is left to do (taken only when every
+        check passed before any change), or a reply to teach the edit format to."""
+        claim = NOTHING_TO_DO.search(text)
+        if claim and self.baseline_green:
+            return Stop("nothing_to_do", clip(claim.group(1).strip() or "no reason given", 300))
+        if claim:
+            return Retry(prompts.snippet("checks_fail_so_work_left.md"))
+        problems = "".join(f"\n- {p}" for p in parsed.problems)
+        return Retry(prompts.snippet("no_edits.md", problems=problems))
+
+    def _attempt(
+        self, number: int, parsed: ParsedReply, state: LoopState
+    ) -> tuple[Decision, Mapping[str, str | None]]:
+        """Apply, sync, check; and the text each file had before the run first changed it."""
+        before = {e.block: self.tree.read(e.path) for e in parsed.edits}
         outcomes = self.tree.apply(parsed.edits)
+        originals = _firsts(state.originals, before, outcomes)
         touched = sorted({o.path for o in outcomes if o.status == "applied"})
         if touched:  # synced now, so a file applied beside a refused block is never stale
             self.sandbox.sync(self.tree.root, touched)
-        shown = [(p, t) for p in sorted({o.path for o in outcomes}) if (t := self.tree.read(p))]
+        edited = {o.path: before.get(o.block) or "" for o in outcomes if o.status == "applied"}
+        changes = {p: (text, self.tree.read(p) or "") for p, text in edited.items()}
         unread = "".join(f"\n- {p}" for p in parsed.problems)
         notes = [prompts.snippet("unreadable_parts.md", problems=unread)] if unread else []
         refused = any(o.status == "refused" for o in outcomes)
         if refused or not touched:
             notes.append(prompts.snippet("refused_blocks.md" if refused else "changed_nothing.md"))
-            return Retry(self._feedback(number, outcomes, "\n".join(notes), shown), outcomes)
-        existing = [p for p in sorted(changed | set(touched)) if self.tree.exists(p)]
+            said = self._feedback(number, outcomes, "\n".join(notes), changes, "")
+            return Retry(said, outcomes), originals
+        changed = sorted(state.changed | set(touched))
+        existing = [p for p in changed if self.tree.exists(p)]
         checks = run_checks(
             self.sandbox, self.spec, existing, python_repo=self.python_repo, expect=self.expect
         )
         if all(c.passed for c in checks):
-            return Green(outcomes, checks)
-        failures = context.check_output(feedback_for_model(checks, self.feedback_tokens))
+            if any(self.tree.read(p) != originals.get(p) for p in changed):
+                return Green(outcomes, checks), originals
+            notes.append(prompts.snippet("no_net_change.md"))
+        failing = feedback_for_model(checks, self.feedback_tokens)
+        failures = context.check_output(failing)
         text = "\n".join([*notes, failures]) if notes else failures
-        return Retry(self._feedback(number, outcomes, text, shown), outcomes, checks)
+        said = self._feedback(number, outcomes, text, changes, failing)
+        return Retry(said, outcomes, checks), originals
 
     def _feedback(
         self,
         number: int,
         outcomes: Sequence[EditOutcome],
         checks: str,
-        shown: Sequence[tuple[str, str]],
+        changes: Mapping[str, tuple[str, str]],
+        failing: str,
     ) -> str:
-        return context.render_feedback(number, self.spec.max_iterations, outcomes, checks, shown)
+        """The next message: what each edit did, what failed, and the changed regions and
+        failing frames of the code as it is now (never whole files)."""
+        shown = context.feedback_excerpts(
+            changes, failing, self.tree.read, self.tracked, self.feedback_tokens, model=self.model
+        )
+        return context.render_feedback(
+            number, self.spec.max_iterations, outcomes, checks, (), shown=shown
+        )
+
+    def _answer(self, asked: Sequence[context.Request]) -> str:
+        return context.render_requests(
+            asked, self.tree.read, self.show_tokens, self.tracked, model=self.model
+        )
 
 
 def run_loop(
@@ -362,6 +424,16 @@ def _recorded(state: LoopState, reply: Completion, decision: Decision, step_s: f
         usage=state.usage + reply.usage,
         cost_usd=_add(state.cost_usd, reply.cost_usd),
     )
+
+
+def _firsts(
+    known: Mapping[str, str | None],
+    before: Mapping[int, str | None],
+    outcomes: Sequence[EditOutcome],
+) -> Mapping[str, str | None]:
+    """`known` plus, for each file an outcome changed for the first time, its text before."""
+    new = {o.path: before.get(o.block) for o in outcomes if o.status == "applied"}
+    return {**new, **known}
 
 
 def _add(total: float | None, cost: float | None) -> float | None:

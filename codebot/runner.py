@@ -258,8 +258,17 @@ def _baseline(run: Run, sandbox: DockerSandbox) -> Baseline:
     run.on_event("baseline: " + _checks_line(checks))
     failure = feedback_for_model(checks, run.settings.feedback_tokens)
     tracked = run.ws.tracked_files()
-    ctx = context.gather(run.ws.path, tracked, run.spec, failure, run.settings.context_tokens)
-    said = context.check_output(failure) or "All checks pass before any change."
+    settings = run.settings
+    ctx = context.gather(
+        run.ws.path,
+        tracked,
+        run.spec,
+        failure,
+        settings.context_tokens,
+        model=settings.model.name or None,
+        exclude=settings.context_exclude,
+    )
+    said = context.baseline_text(failure)
     task = context.render_task(run.spec, ctx, said)
     prompt = (Message("system", context.system_prompt()), Message("user", task))
     before = (setup,) if setup is not None else ()
@@ -308,6 +317,9 @@ def _loop(
         sandbox=sandbox,
         python_repo=start.python_repo,
         expect=start.expect,
+        baseline_green=all(c.passed for c in start.checks),
+        tracked=tuple(run.ws.tracked_files()),
+        model=settings.model.name or None,
         feedback_tokens=settings.feedback_tokens,
         started=run.t0,
     )

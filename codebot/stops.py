@@ -19,6 +19,7 @@ StopReason = Literal[
     "time_budget",
     "no_progress",
     "unverified",
+    "nothing_to_do",
     "model_error",
     "sandbox_error",
     "setup_failed",
@@ -51,6 +52,9 @@ STOPS: dict[StopReason, StopKind] = {
     "unverified": StopKind(
         "stopped: the committed change fails its checks in a fresh sandbox", 1, publishable=True
     ),
+    # The checks pass before any change and the model says the task is already done: no
+    # branch, no PR, and not a failure (exit 0); the record and the comment say why.
+    "nothing_to_do": StopKind("nothing to change: the task is already done", 0),
     "model_error": StopKind(
         "stopped: the LLM endpoint failed", ModelError.exit_code, resumable=True
     ),

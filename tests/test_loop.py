@@ -13,7 +13,7 @@ from codebot.edits import FileTree
 from codebot.errors import SandboxError, WorkspaceError
 from codebot.llm import OpenAIModel
 from codebot.loop import Green, Loop, LoopState, Retry, Stop, StopRules, run_loop
-from codebot.records import Completion, EditOutcome, Iteration, Message, Usage
+from codebot.records import CheckResult, Completion, EditOutcome, Iteration, Message, Usage
 from codebot.spec import TaskSpec
 from tests.support.model_server import ScriptedModelServer, Turn
 from tests.support.scripted_sandbox import Exec, ScriptedSandbox
@@ -64,7 +64,7 @@ def tree(tmp_path: Path) -> FileTree:
 
 @pytest.fixture
 def make_loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> MakeLoop:
-    def make(clock: Clock | None = None, **rules: object) -> Loop:
+    def make(clock: Clock | None = None, baseline_green: bool = False, **rules: object) -> Loop:
         spec = TaskSpec(title="Fix add", description="add subtracts", test="pytest -q", lint=False)
         clock = clock or Clock()
         return Loop(
@@ -73,6 +73,7 @@ def make_loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> MakeLoop:
             tree=tree,
             sandbox=scripted_sandbox,
             python_repo=True,
+            baseline_green=baseline_green,
             clock=clock,
             started=clock(),
         )
@@ -380,3 +381,77 @@ def _done(
     outcomes = tuple(EditOutcome("calc.py", n + 1, s, "") for n, s in enumerate(edits))  # type: ignore[arg-type]
     return Iteration(number, 10, reply_text, Usage(10, 1), 0.0, 0.1, outcomes, (), "retry",
                      feedback, duration_s)  # fmt: skip
+
+
+def test_passing_checks_on_a_tree_back_where_it_started_are_not_green(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    there_and_back = FIX + "\n" + block("    return a + b\n", "    return a - b\n")
+    scripted_sandbox.script(PASS)
+
+    decision, state = make_loop(baseline_green=True).step(start(), reply(there_and_back))
+
+    assert isinstance(decision, Retry)
+    assert "leave every file exactly as it was" in decision.feedback
+    assert state.originals == {"calc.py": CALC}
+
+
+def test_a_task_already_done_when_every_check_passed_before_stops_with_nothing_to_do(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    said = "The parser already accepts minutes.\n\nNOTHING TO CHANGE: parse handles 'm' since v2"
+
+    decision, state = make_loop(baseline_green=True).step(start(), reply(said))
+
+    assert decision == Stop("nothing_to_do", "parse handles 'm' since v2")
+    assert scripted_sandbox.syncs == [] and state.iterations[-1].decision == "stop"
+
+
+def test_claiming_nothing_to_do_while_the_checks_fail_is_answered_not_believed(
+    make_loop: MakeLoop,
+):
+    decision, _ = make_loop().step(start(), reply("NOTHING TO CHANGE: looks fine to me"))
+
+    assert isinstance(decision, Retry) and "there is work left" in decision.feedback
+
+
+def test_the_iteration_limit_after_green_checks_without_a_change_says_so():
+    rules = StopRules(max_iterations=1)
+    green = _done(1)
+    green = Iteration(**{**green.__dict__, "checks": (CheckResult("test", "t", True, 0, 0.1, ""),)})
+    state = LoopState(history=PROMPT, iterations=(green,))
+
+    stop = rules.before_call(state, elapsed_s=0)
+
+    assert stop == Stop("max_iterations", "no change that passes after 1 iterations")
+
+
+def test_a_reply_asking_to_see_code_gets_it_next_turn_and_is_not_idle(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    decision, state = make_loop().step(start(), reply("SHOW calc.py"))
+
+    assert isinstance(decision, Retry) and "return a - b" in decision.feedback
+    assert scripted_sandbox.syncs == [] and state.idle == 0
+
+
+def test_asking_again_for_what_was_shown_counts_as_idle(make_loop: MakeLoop):
+    loop = make_loop()
+    _, state = loop.step(start(), reply("SHOW calc.py"))
+
+    _, state = loop.step(state, reply("SHOW calc.py"))
+
+    assert state.idle == 1
+
+
+def test_feedback_shows_the_changed_region_of_a_long_file_not_the_whole_file(
+    make_loop: MakeLoop, scripted_sandbox, tree
+):
+    body = "".join(f"def helper_{n}():\n    return {n}\n\n\n" for n in range(150))
+    (tree.root / "calc.py").write_text(body + CALC)
+    scripted_sandbox.script(FAIL)
+
+    decision, _ = make_loop().step(start(), reply(WRONG))
+
+    assert isinstance(decision, Retry) and "return a * b" in decision.feedback
+    assert "def helper_3()" not in decision.feedback  # far from the change: not resent
