@@ -17,6 +17,7 @@ import click
 
 from codebot import __version__, github_flow, report, stops
 from codebot import config as cfg
+from codebot.bench import load_tasks, render_table, run_bench, write_results
 from codebot.errors import CodebotError
 from codebot.forge import GitHubForge
 from codebot.local import RunOutcome, RunRequest, execute
@@ -174,6 +175,53 @@ def action(**flags: Any) -> None:
     _finish_github(outcome, env.get("GITHUB_OUTPUT"))
 
 
+@cli.command()
+@click.option(
+    "--tasks",
+    "tasks_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The directory holding the task directories, e.g. benchmarks/tasks.",
+)
+@click.option(
+    "--oracle",
+    is_flag=True,
+    help="Ask a built-in local model that answers with each task's reference diff "
+    "(line numbers drifted first, exact after) instead of the configured endpoint.",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this task (repeatable).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("benchmarks/results"),
+    show_default=True,
+    help="Where quality.md and quality.json are written.",
+)
+@_model_options
+def bench(tasks_dir: Path, oracle: bool, only: tuple[str, ...], out: Path, **flags: Any) -> None:
+    """Run the quality benchmark: each task's spec on a fresh repository, judged by its hidden
+    tests in a sandbox.
+
+    Exits 0 whatever the tasks' outcome (it is a measurement), non-zero when the harness
+    itself failed. Task repositories and run files go under --runs-dir (default: a new
+    .codebot/runs/bench-<time> folder).
+    """
+    tasks = load_tasks(tasks_dir, only)
+    runs = flags.get("runs_dir") or Path(".codebot/runs") / time.strftime("bench-%Y%m%d-%H%M%S")
+    settings, env = _settings(flags), dict(os.environ)
+    report = run_bench(tasks, settings, runs.resolve(), oracle=oracle, env=env, on_event=_progress)
+    files = write_results(report, out)
+    _echo(render_table(report))
+    solved = sum(r.solved for r in report.results)
+    _echo(f"\n{solved}/{len(report.results)} solved in {report.total_s:.0f} s")
+    _echo(f"  results: {', '.join(str(f) for f in files)}")
+    _echo(f"  runs:    {runs}")
+    if report.errors:
+        names = ", ".join(r.name for r in report.errors)
+        _echo(f"codebot: the harness failed on {names}; see the error column", err=True)
+        sys.exit(1)
+
+
 def _echo(text: str, err: bool = False) -> None:
     """Everything the CLI prints goes through the redactor, like every other output."""
     click.echo(Redactor.from_env(os.environ)(text), err=err)
@@ -221,6 +269,8 @@ def _print_outcome(outcome: RunOutcome) -> None:
     spent = f"{r.usage.total_tokens:,} tokens, {cost}"
     if r.passed:
         _echo(f"codebot: all checks passed after {len(r.iterations)} iteration(s); {spent}")
+    elif r.stop_reason == "nothing_to_do":
+        _echo(f"codebot: nothing to change ({r.stop_detail}); {spent}")
     else:  # the detail may name iterations itself: say the count apart, never "after N after N"
         _echo(
             f"codebot: stopped ({r.stop_reason}): {r.stop_detail}; "

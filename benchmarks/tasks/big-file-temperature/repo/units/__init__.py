@@ -1,0 +1,5 @@
+"""Unit conversions."""
+
+from units.conversions import convert
+
+__all__ = ["convert"]

@@ -1,0 +1,186 @@
+"""The benchmark's oracle: an OpenAI-compatible chat server that always knows the answer.
+
+`codebot bench --oracle` runs every task against it, so the figures measure the bot's
+plumbing (context, edit parsing and applying, checks, the loop) with a model that cannot be
+wrong about *what* to change. Its first answer for a task is the reference diff with every
+hunk's line numbers drifted, as real models misnumber them; any later answer (once the
+conversation holds a reply) is the exact diff. A task the oracle cannot solve is the bot's
+failure, not the model's.
+
+Stdlib only, bound to 127.0.0.1, no state beyond the registered tasks: which answer a request
+gets depends on the request alone, so replaying a conversation replays the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from codebot.tokens import estimate_tokens
+
+MODEL_NAME = "oracle"
+DRIFT_LINES = 3  # how far the first answer's hunk headers are off
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@(.*)$")
+
+
+def drift(diff: str, lines: int = DRIFT_LINES) -> str:
+    """The diff with every hunk header moved by `lines`; hunks of new files (`-0,0`) stay,
+    since a file that does not exist yet has no line to drift from."""
+
+    def moved(match: re.Match[str]) -> str:
+        old, old_len, new, new_len, tail = match.groups()
+        if int(old) == 0:
+            return match.group(0)
+        return f"@@ -{int(old) + lines}{old_len or ''} +{int(new) + lines}{new_len or ''} @@{tail}"
+
+    return "\n".join(_HUNK.sub(moved, line) for line in diff.split("\n"))
+
+
+def reply_text(title: str, diff: str) -> str:
+    """An answer as a careful model writes it: one sentence, then the diff in a fence longer
+    than any run of backticks inside it (CommonMark), so Markdown in the diff cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
+    fence = "`" * max(3, longest + 1)
+    body = diff if diff.endswith("\n") else diff + "\n"
+    return f"This is the reference change for: {title}\n\n{fence}diff\n{body}{fence}\n"
+
+
+def answer(tasks: dict[str, str], messages: list[dict[str, Any]]) -> str | None:
+    """The reply to a conversation: drifted on the first call, exact after; None when no
+    registered task's title is in the conversation's first user message."""
+    first_user = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
+    title = next((t for t in sorted(tasks, key=len, reverse=True) if t in first_user), None)
+    if title is None:
+        return None
+    answered_before = any(m.get("role") == "assistant" for m in messages)
+    diff = tasks[title]
+    return reply_text(title, diff if answered_before else drift(diff))
+
+
+class OracleServer:
+    """`POST /v1/chat/completions` answers from the registered tasks; `GET /v1/models`
+    lists the oracle. Every response closes its connection."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the oracle server is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def register(self, title: str, reference_diff: str) -> None:
+        """Answer conversations about the task titled `title` with this diff."""
+        with self._lock:
+            self.tasks[title] = reference_diff
+
+    def start(self) -> OracleServer:
+        handler = type("OracleHandler", (_Handler,), {"owner": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> OracleServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reply(self, messages: list[dict[str, Any]]) -> str | None:
+        with self._lock:
+            tasks = dict(self.tasks)
+        return answer(tasks, messages)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OracleServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            self._send(200, {"object": "list", "data": [{"id": MODEL_NAME, "object": "model"}]})
+        else:
+            self._send(404, _error(f"unknown path {self.path}"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            body = None
+        if self.path.rstrip("/") != "/v1/chat/completions" or not isinstance(body, dict):
+            self._send(404, _error(f"unknown path or body: {self.path}"))
+            return
+        messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
+        text = self.owner.reply(messages)
+        if text is None:
+            # 422, not 404: the SDK error then quotes this message, which says what is wrong.
+            self._send(422, _error("the oracle knows no task whose title is in this prompt"))
+            return
+        self._send(200, _completion(text, messages, str(body.get("model", MODEL_NAME))))
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("connection", "close")
+            if status != 200:  # a wrong request stays wrong: the SDK must not repeat it
+                self.send_header("x-should-retry", "false")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up; nothing left to tell it
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the bench reports from the run records, not from a request log
+
+
+def _completion(text: str, messages: list[dict[str, Any]], model: str) -> dict[str, Any]:
+    prompt = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
+    completion = estimate_tokens(text)
+    return {
+        "id": f"chatcmpl-oracle-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "oracle_error", "code": None}}
