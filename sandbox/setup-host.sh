@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Prepare this machine to run codebot's sandbox: a Docker engine and the base image.
-# Idempotent and offline-friendly: installs docker.io/debootstrap from Debian if missing,
-# starts dockerd if no engine answers, builds the base image if it is absent.
+# Prepare this machine to run codebot's sandbox: a Docker engine, the base image and the
+# toolchain images. Idempotent and offline-friendly: installs docker.io/debootstrap from
+# Debian if missing, starts dockerd if no engine answers, builds each image that is absent.
+# CODEBOT_TOOLCHAINS picks the toolchain images (default "node go polyglot"; empty for none).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 image="${CODEBOT_SANDBOX_IMAGE:-codebot-sandbox:bookworm}"
+toolchains="${CODEBOT_TOOLCHAINS-node go polyglot}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -30,4 +32,8 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
   command -v debootstrap >/dev/null || apt_install debootstrap
   "$here/build-base-image.sh" "$image"
 fi
-echo "setup: engine ready, image $image present"
+if [ -n "${toolchains// /}" ]; then
+  # shellcheck disable=SC2086 # one word per toolchain
+  "$here/build-toolchain-images.sh" --if-missing "$image" $toolchains
+fi
+echo "setup: engine ready, image $image present${toolchains:+, toolchains: $toolchains}"
