@@ -9,7 +9,10 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,25 @@ import pytest
 
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
-from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
+from codebot.owner import owner
+from codebot.sandbox import (
+    BASE_ENV,
+    HOST_CA_PATH,
+    LABEL,
+    OWNER_LABEL,
+    DockerSandbox,
+    cleanup_orphans,
+    image_exists,
+    images_labelled,
+    ping,
+    remove_image,
+)
 from tests.support.docker_fixtures import sandbox_leftovers
 
 pytestmark = pytest.mark.docker
 
 StartSandbox = Callable[..., DockerSandbox]
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @pytest.fixture
@@ -97,7 +113,8 @@ def test_environment_holds_only_explicit_variables(
     output = sandbox.run("env", 10, env={"EXTRA": "given"}).output
     names = {line.split("=", 1)[0] for line in output.splitlines()}
     assert "CODEBOT_HOST_SECRET" not in names
-    assert names <= {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "HOSTNAME", "PWD", "EXTRA"}
+    assert names <= {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "HOSTNAME", "PWD", "EXTRA",
+                     "PYTHONUSERBASE", "GOMODCACHE"}  # fmt: skip
     assert "HOME=/tmp" in output.splitlines() and "EXTRA=given" in output.splitlines()
 
 
@@ -563,3 +580,176 @@ def test_ping_with_a_missing_image_gives_setup_hint(docker_client: docker.Docker
     with pytest.raises(SandboxError) as caught:
         ping("codebot-sandbox:no-such-tag")
     assert "bash sandbox/setup-host.sh" in caught.value.fix
+
+
+# -- dependency builders and the images committed from them -------------------------------
+
+ENV_REPOSITORY = "codebot-test-env"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    ref: str
+    id: str
+    label: str  # `key=value`, this image's alone
+    builder_run_id: str
+
+
+@pytest.fixture
+def built_image(
+    run_ids: Callable[[], str], sandbox_image: str, docker_client: docker.DockerClient
+) -> Iterator[BuiltImage]:
+    """A builder that installed a file under /opt, committed; the image is removed after."""
+    builder_id = run_ids()
+    token = uuid.uuid4().hex
+    ref = f"{ENV_REPOSITORY}:{builder_id}"
+    config = SandboxConfig(image=sandbox_image, writable_root=True)
+    try:
+        with DockerSandbox.start(config, builder_id) as builder:
+            builder.make_user_dir("/opt/codebot-env")
+            assert builder.run("echo built > /opt/codebot-env/x", 10).exit_code == 0
+            image_id = builder.commit(ENV_REPOSITORY, builder_id, {"codebot.test-env": token})
+        yield BuiltImage(ref, image_id, f"codebot.test-env={token}", builder_id)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(ref, force=True)
+
+
+def test_builder_keeps_every_capability_dropped_with_only_its_root_writable(
+    start: StartSandbox, docker_client: docker.DockerClient
+) -> None:
+    builder = start(writable_root=True)
+    host = docker_client.containers.get(builder.name).attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is False
+    assert (host["CapDrop"], host["CapAdd"]) == (["ALL"], None)
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["NetworkMode"] == "none"
+
+
+def test_committed_image_runs_as_a_read_only_sandbox_with_the_builders_files(
+    built_image: BuiltImage, run_ids: Callable[[], str]
+) -> None:
+    with DockerSandbox.start(SandboxConfig(image=built_image.ref), run_ids()) as sandbox:
+        result = sandbox.run("cat /opt/codebot-env/x; id -u; touch /opt/codebot-env/y", 10)
+    assert result.exit_code != 0
+    assert result.output.startswith("built\n65534\n")
+    assert "Read-only file system" in result.output
+
+
+def test_committed_image_keeps_the_source_images_config_and_carries_the_labels(
+    built_image: BuiltImage, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    source = docker_client.images.get(sandbox_image).attrs["Config"]
+    image = docker_client.images.get(built_image.ref)
+    assert image.id == built_image.id
+    committed = image.attrs["Config"]
+    for key in ("Cmd", "Entrypoint", "User", "WorkingDir"):
+        assert committed[key] == source[key], key
+    # The engine keeps the variables the sandbox sets for every command (BASE_ENV) too.
+    extra = set(committed["Env"]) - set(source["Env"])
+    assert set(source["Env"]) <= set(committed["Env"])
+    assert extra <= {f"{k}={v}" for k, v in BASE_ENV.items()}, extra
+    key, _, value = built_image.label.partition("=")
+    assert committed["Labels"][key] == value
+    assert committed["Labels"][LABEL] == built_image.builder_run_id
+    assert committed["Labels"][OWNER_LABEL] == owner()
+
+
+def test_commit_refuses_a_sandbox_with_a_read_only_root(
+    shared_sandbox: DockerSandbox, docker_client: docker.DockerClient
+) -> None:
+    with pytest.raises(SandboxError, match="read-only root filesystem"):
+        shared_sandbox.commit(ENV_REPOSITORY, shared_sandbox.run_id, {})
+    assert not image_exists(f"{ENV_REPOSITORY}:{shared_sandbox.run_id}")
+
+
+def test_make_user_dir_gives_the_sandbox_user_a_directory_outside_the_volumes(
+    start: StartSandbox,
+) -> None:
+    builder = start(writable_root=True)
+    builder.make_user_dir("/opt/codebot-env")
+    result = builder.run("stat -c '%u:%g %a' /opt/codebot-env; touch /opt/codebot-env/f", 10)
+    assert (result.exit_code, result.output) == (0, "65534:65534 755\n")
+
+
+def test_make_user_dir_without_its_parent_is_refused(start: StartSandbox) -> None:
+    builder = start(writable_root=True)
+    with pytest.raises(SandboxError, match="no /opt/missing in the sandbox"):
+        builder.make_user_dir("/opt/missing/env")
+
+
+def test_run_as_root_is_root_without_any_capability(start: StartSandbox) -> None:
+    """What a fixed root command can do: write what root owns; not chown (measured: even
+    `cap_add` gives a root exec nothing under no-new-privileges in a non-root container)."""
+    builder = start(writable_root=True)
+    made = builder.run_as_root(["mkdir", "/opt/root-made"])
+    who = builder.run_as_root(["sh", "-c", "id -u; grep CapEff /proc/self/status; echo $PATH"])
+    chown = builder.run_as_root(["chown", "65534", "/opt/root-made"])
+    assert made.exit_code == 0, made.output
+    assert who.output == "0\nCapEff:\t0000000000000000\n" + ROOT_PATH + "\n"
+    assert chown.exit_code != 0 and "Operation not permitted" in chown.output
+
+
+def test_run_as_root_passes_arguments_without_a_shell(start: StartSandbox) -> None:
+    builder = start(writable_root=True)
+    result = builder.run_as_root(["touch", "/opt/it's $HOME; x"])
+    assert result.exit_code == 0, result.output
+    assert builder.run("ls /opt", 10).output == "it's $HOME; x\n"
+
+
+def test_ca_bundle_is_visible_read_only_at_the_fixed_path(
+    start: StartSandbox, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    bundle = tmp_path / "proxy-ca.crt"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
+    sandbox = start(ca_bundle=str(bundle))
+    assert sandbox.read_file(HOST_CA_PATH, 10_000) == bundle.read_bytes()
+    # root owns the file, so only the read-only mount stops root writing to it
+    write = sandbox.run_as_root(["sh", "-c", f"echo more >> {HOST_CA_PATH}"])
+    assert write.exit_code != 0 and "Read-only file system" in write.output
+    mounts = docker_client.containers.get(sandbox.name).attrs["Mounts"]
+    assert [m["RW"] for m in mounts if m["Destination"] == HOST_CA_PATH] == [False]
+
+
+def test_ca_bundle_that_is_not_a_regular_file_is_refused_before_anything_starts(
+    run_ids: Callable[[], str],
+    sandbox_image: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:
+    for path in (tmp_path / "missing.crt", tmp_path):
+        run_id = run_ids()
+        config = SandboxConfig(image=sandbox_image, ca_bundle=str(path))
+        with pytest.raises(SandboxError) as caught:
+            DockerSandbox.start(config, run_id)
+        assert f"ca_bundle={str(path)!r}" in caught.value.cause
+        assert sandbox_leftovers(docker_client, run_id) == []
+
+
+def test_images_labelled_finds_the_committed_image_and_remove_image_removes_it(
+    built_image: BuiltImage,
+) -> None:
+    found = images_labelled(built_image.label)
+    assert [(i.ref, i.id) for i in found] == [(built_image.ref, built_image.id)]
+    created = datetime.fromisoformat(found[0].created)
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 120
+    remove_image(built_image.ref)
+    assert not image_exists(built_image.ref)
+    assert images_labelled(built_image.label) == []
+    remove_image(built_image.ref)  # gone already: no error
+
+
+def test_remove_image_refuses_an_image_a_sandbox_uses(
+    built_image: BuiltImage, run_ids: Callable[[], str]
+) -> None:
+    with DockerSandbox.start(SandboxConfig(image=built_image.ref), run_ids()) as sandbox:
+        with pytest.raises(SandboxError) as caught:
+            remove_image(built_image.ref)
+        assert "is using its referenced image" in caught.value.cause
+        assert sandbox.run("cat /opt/codebot-env/x", 10).output == "built\n"
+    assert image_exists(built_image.ref)
+
+
+def test_image_exists_tells_present_from_absent(sandbox_image: str) -> None:
+    assert image_exists(sandbox_image)
+    assert not image_exists(f"{ENV_REPOSITORY}:no-such-tag")

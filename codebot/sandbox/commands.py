@@ -20,11 +20,14 @@ from codebot.records import ExecResult
 from codebot.sandbox.engine import GONE_FIX
 
 BASE_ENV: Mapping[str, str] = {
-    # ~/.local/bin last: what a `pip install --user` adds never shadows a system command.
-    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin:/tmp/.local/bin",
+    # The cached environment's bin last: what setup installed never shadows a system command.
+    "PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/codebot-env/bin",
     "HOME": "/tmp",
     "LANG": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
+    # Where setup's installs live (codebot.environment): inside the image, read-only at run time.
+    "PYTHONUSERBASE": "/opt/codebot-env",
+    "GOMODCACHE": "/opt/codebot-env/go/pkg/mod",
 }
 WATCHDOG_GRACE_S = 5.0
 

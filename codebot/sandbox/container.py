@@ -1,15 +1,20 @@
 """DockerSandbox: the run's one container and its volumes, from creation to removal.
 
 What goes into the workspace (which files, as a tar) is `tree.py`; running a command is
-`commands.py`; reading a file back is `archive.py`.
+`commands.py`; reading a file back is `archive.py`; committing a dependency builder as an
+image, and the images themselves, are `images.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import io
 import posixpath
 import re
+import shlex
+import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.owner import owner
 from codebot.records import ExecResult
-from codebot.sandbox import archive, commands
+from codebot.sandbox import archive, commands, images
 from codebot.sandbox.commands import BASE_ENV
 from codebot.sandbox.engine import connect, os_reason, translated
 from codebot.sandbox.orphans import LABEL, OWNER_LABEL, remove_patiently, sweep_abandoned
@@ -41,6 +46,17 @@ _KEEPER = [
     "exec >/dev/null 2>&1; trap '' TERM INT; while :; do sleep 3600 & wait; done",
 ]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+# Where `SandboxConfig.ca_bundle` appears, and what points the usual clients at it (a
+# command that needs a registry adds it to its env; pip, requests, OpenSSL, Node/npm).
+HOST_CA_PATH = "/etc/ssl/certs/codebot-host-ca.crt"
+HOST_CA_ENV: Mapping[str, str] = {
+    "PIP_CERT": HOST_CA_PATH,
+    "REQUESTS_CA_BUNDLE": HOST_CA_PATH,
+    "SSL_CERT_FILE": HOST_CA_PATH,
+    "NODE_EXTRA_CA_CERTS": HOST_CA_PATH,
+}
+# A root command's PATH: only root-owned system directories, none the sandbox user can write.
+_ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class DockerSandbox:
@@ -55,6 +71,8 @@ class DockerSandbox:
         self.volumes: tuple[str, ...] = (f"codebot-{run_id}-ws", f"codebot-{run_id}-tmp")
         self._image_id = ""  # the image as inspected: what the container runs
         self._image_volumes: tuple[str, ...] = ()  # paths it declares as VOLUME
+        self._image_config: Mapping[str, Any] = {}  # its config, for `commit`
+        self._ca_source = ""  # the host CA bundle to mount, resolved
         self._counters = commands.CgroupCounters()
         self._closed = False
         self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
@@ -118,6 +136,67 @@ class DockerSandbox:
         with self._live():
             return archive.read_file(self._client.api, self.name, full, max_bytes)
 
+    def run_as_root(self, argv: Sequence[str], timeout_s: float = 60.0) -> ExecResult:
+        """Run `argv` as root, for fixed commands codebot itself writes (e.g. `mkdir` of a
+        directory under /opt). Never give it repository or model text: it would run as root.
+
+        Root here has no capabilities (cap_drop=ALL; the container's user is not root, and
+        no-new-privileges keeps execve from granting root any): it can write what root
+        owns, but not `chown` nor bypass permissions; `make_user_dir` makes a directory the
+        sandbox user owns. PATH holds only root-owned system directories.
+        """
+        root = dataclasses.replace(self._config, user="0:0")
+        with self._live():
+            return commands.run(
+                self._client.api,
+                self.name,
+                root,
+                self._counters,
+                shlex.join(argv),
+                timeout_s,
+                {"PATH": _ROOT_PATH},
+            )
+
+    def make_user_dir(self, path: str) -> None:
+        """Create the directory `path` (absolute; its parent must exist) owned by the sandbox
+        user, mode 0755: e.g. /opt/codebot-env in a builder, before its setup step runs.
+
+        The engine unpacks it from an archive as the daemon, so no process in the
+        container needs CAP_CHOWN (which, under no-new-privileges and a non-root
+        container, even `cap_add` cannot give a root exec). An existing directory is
+        handed to the sandbox user too: pass only codebot's own paths.
+        """
+        full = posixpath.normpath(path)
+        parent, name = posixpath.split(full)
+        if not path.startswith("/") or not name:
+            raise SandboxError(f"cannot make directory {path!r}", "give an absolute path")
+        with self._live():
+            try:
+                done = self._client.api.put_archive(self.name, parent, _user_dir_tar(name))
+            except docker.errors.NotFound as exc:
+                if "No such container" in str(exc.explanation):
+                    raise
+                raise SandboxError(f"cannot make {full}: no {parent} in the sandbox", "") from None
+            if not done:
+                raise SandboxError(f"making {full} in {self.name} failed", "see the daemon log")
+
+    def commit(self, repository: str, tag: str, labels: Mapping[str, str]) -> str:
+        """Commit a builder's root filesystem as `repository:tag`; the image's id. The
+        volumes (workspace, /tmp = HOME) are not part of it: install outside them. The
+        image keeps the source image's CMD, ENTRYPOINT, USER, WORKDIR and ENV, and carries
+        `labels` plus this run's id and owner (which make it findable for pruning). With a
+        `ca_bundle`, the image keeps the mount point: an empty file at HOST_CA_PATH."""
+        if not self._config.writable_root:
+            raise SandboxError(
+                f"sandbox {self.name} has a read-only root filesystem: nothing to commit",
+                "commit only a builder, started with writable_root=True",
+            )
+        tagged = {**labels, LABEL: self.run_id, OWNER_LABEL: owner()}
+        with self._live():
+            return images.commit_container(
+                self._client.api, self.name, self._image_config, repository, tag, tagged
+            )
+
     def seal(self) -> None:
         """Disconnect the container from every network and check that it took, so only the
         loopback interface is left. Created with `network_mode=none`, it is sealed already."""
@@ -153,8 +232,10 @@ class DockerSandbox:
         (whose resources `_remove_all` must then not touch). Names a volume for each path
         the image declares, so `_remove_all` knows them all before any is created; the
         container is made from this image's id, so a tag moved meanwhile changes nothing."""
+        self._ca_source = host_ca(self._config)
         image = self._client.images.get(self._config.image)
         self._image_id = image.id
+        self._image_config = image.attrs.get("Config") or {}
         self._image_volumes = declared_volumes(image.attrs, (self.workdir, "/tmp"))
         self.volumes = (
             *self.volumes[:2],
@@ -176,6 +257,8 @@ class DockerSandbox:
         A path the image declares as VOLUME gets a tmpfs volume like /tmp's: left to the
         engine, it would be an unlabelled anonymous volume on the host's disk, outside every
         quota and every sweep. Files in it count against the container's memory like /tmp's.
+        A builder's writable root is the engine's layer on the host's disk, outside the disk
+        quota (a size limit on it needs overlay on xfs with pquota).
         """
         cfg = self._config
         labels = {LABEL: self.run_id, OWNER_LABEL: owner()}
@@ -207,15 +290,20 @@ class DockerSandbox:
             pids_limit=cfg.pids,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            read_only=True,
-            mounts=[
-                Mount(path, name, type="volume")
-                for path, name in zip(
-                    (cfg.workdir, "/tmp", *self._image_volumes), self.volumes, strict=True
-                )
-            ],
+            read_only=not cfg.writable_root,
+            mounts=self._mounts(),
         )
         container.start()
+
+    def _mounts(self) -> list[Mount]:
+        """Volumes where the sandbox may write; the CA bundle read-only, so no run alters it."""
+        paths = (self._config.workdir, "/tmp", *self._image_volumes)
+        mounts = [
+            Mount(path, name, type="volume") for path, name in zip(paths, self.volumes, strict=True)
+        ]
+        if self._ca_source:
+            mounts.append(Mount(HOST_CA_PATH, self._ca_source, type="bind", read_only=True))
+        return mounts
 
     def _networks(self) -> list[str]:
         attached = self._client.api.inspect_container(self.name)["NetworkSettings"]["Networks"]
@@ -259,6 +347,34 @@ def declared_volumes(image_attrs: Mapping[str, Any], mounted: Sequence[str]) -> 
     declared = (image_attrs.get("Config") or {}).get("Volumes") or {}
     taken = {posixpath.normpath(p) for p in mounted}
     return tuple(sorted({posixpath.normpath(p) for p in declared} - taken))
+
+
+def host_ca(cfg: SandboxConfig) -> str:
+    """The CA bundle to mount, resolved ("" for none); a path that is not a regular file
+    is refused before anything is created. The path is the engine's host's: a remote
+    engine would mount its own file, so this check only holds for a local engine."""
+    if not cfg.ca_bundle:
+        return ""
+    path = Path(cfg.ca_bundle).expanduser()
+    if not path.is_file():
+        raise SandboxError(
+            f"the sandbox setting ca_bundle={cfg.ca_bundle!r} is not a regular file",
+            "point it at the host's CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt) "
+            "or leave it empty",
+        )
+    return str(path.resolve())
+
+
+def _user_dir_tar(name: str) -> bytes:
+    """An archive of one empty directory owned by the sandbox user."""
+    member = tarfile.TarInfo(name)
+    member.type = tarfile.DIRTYPE
+    member.mode = 0o755
+    member.uid = member.gid = SANDBOX_UID
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        archive.addfile(member)
+    return data.getvalue()
 
 
 def _bytes(size: str) -> int:
