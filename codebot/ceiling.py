@@ -18,6 +18,14 @@ from codebot.errors import ConfigError
 if TYPE_CHECKING:  # config imports this module; the type is only needed for annotations
     from codebot.config import SandboxConfig
 
+# The images sandbox/setup-host.sh builds (config.TOOLCHAIN_IMAGES): the operator's own.
+TOOLCHAIN_IMAGES = {
+    "python": "codebot-sandbox:bookworm",
+    "node": "codebot-sandbox:node",
+    "go": "codebot-sandbox:go",
+    "polyglot": "codebot-sandbox:polyglot",
+}
+
 MIN_PIDS = 16  # below this even `sh -c` plus the test runner cannot start
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*")
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -64,7 +72,7 @@ def bound(
 ) -> tuple[SandboxConfig, tuple[str, ...]]:
     """`asked` (the operator's settings with the repository's on top) within the ceiling:
     the settings to use, and a note for each value that was lowered."""
-    allowed = (operator.image, *ceiling.images)
+    allowed = tuple(dict.fromkeys((operator.image, *TOOLCHAIN_IMAGES.values(), *ceiling.images)))
     if asked.image not in allowed:
         raise ConfigError(
             f"{path}: `sandbox.image` {asked.image!r} is not an image the operator allows",

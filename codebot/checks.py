@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from codebot.junit import (
     MAX_NAME_CHARS,
@@ -37,11 +35,15 @@ from codebot.spec import TaskSpec
 from codebot.text import clip, tail
 from codebot.tokens import chars_for
 
-SETUP_ENV = {"PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1"}
 OUTPUT_CHARS = 4000  # CheckResult.output, for people
 DETAIL_CHARS = 4000  # one failing test's text, as kept in the run record
 MAX_FAILING_TESTS = 50  # kept in the run record; the counts still say how many failed
 MIN_TEST_CHARS = 300  # below this a traceback tail is useless: list fewer tests instead
+NO_NETWORK = "the sandbox has no network"
+SETUP_NETWORK_FIX = (
+    "allow it for the setup step with CODEBOT_SANDBOX_NETWORK=1 (Action input setup-network: "
+    "true), and CODEBOT_SANDBOX_CA_BUNDLE=<host CA file> behind a TLS-intercepting proxy"
+)
 # What a connection or name lookup says when there is no network at all.
 _NETWORK_FAILURE = re.compile(
     r"Network is unreachable|Temporary failure in name resolution|Name or service not known"
@@ -131,41 +133,12 @@ def _lint(
     return judge_text(plain, result, before, limit=OUTPUT_CHARS), None
 
 
-def fill_sandbox(
-    sandbox: Sandbox,
-    spec: TaskSpec,
-    tree: Path,
-    base: Callable[[], AbstractContextManager[Path]] | None,
-    deleted: Sequence[str] = (),
-) -> CheckResult | None:
-    """Copy `tree` in, run the spec's setup, and leave the sandbox sealed off every network.
-
-    Setup (the one step that may have the network) never runs on model-written code: when
-    `tree` holds some, `base` gives the base commit's files for setup, and `tree` (with the
-    base files it `deleted`) goes in only after the seal."""
-    early = base if spec.setup else None
-    if early is None:
-        sandbox.sync(tree)
-    else:
-        with early() as files:
-            sandbox.sync(files)
-    setup = run_setup(sandbox, spec)
-    sandbox.seal()  # a network, if the operator allowed one, served the setup step only
-    if early is not None:
-        sandbox.sync(tree)
-        sandbox.sync(tree, deleted)
-    return setup
-
-
-def run_setup(sandbox: Sandbox, spec: TaskSpec) -> CheckResult | None:
-    """The spec's setup command, once per sandbox (None when the spec has none).
-
-    The root filesystem is read-only, so `pip install` goes to the user site in the run's
-    /tmp home, which Python puts on sys.path for every later check; the image's
-    "externally managed" marker guards a system that cannot be written here anyway."""
+def run_setup(sandbox: Sandbox, spec: TaskSpec, env: Mapping[str, str]) -> CheckResult | None:
+    """The spec's setup command (None when the spec has none), in an environment builder
+    (codebot.environment), with `env` telling the installers where to put things."""
     if not spec.setup:
         return None
-    return _plain_check(sandbox, "setup", spec.setup, spec.setup_timeout, SETUP_ENV)
+    return _plain_check(sandbox, "setup", spec.setup, spec.setup_timeout, env)
 
 
 def feedback_for_model(checks: Sequence[CheckResult], max_tokens: int) -> str:
@@ -231,6 +204,9 @@ def _plain_check(
 
 
 def _plain_result(name: CheckName, command: str, result: ExecResult, timeout: int) -> CheckResult:
+    reason = _reason(result, timeout, None)
+    if name == "setup" and reason.endswith(NO_NETWORK):  # the one step that may have one
+        reason += f" ({SETUP_NETWORK_FIX})"
     return CheckResult(
         name=name,
         command=command,
@@ -238,7 +214,7 @@ def _plain_result(name: CheckName, command: str, result: ExecResult, timeout: in
         exit_code=result.exit_code,
         duration_s=result.duration_s,
         output=tail(result.output, OUTPUT_CHARS),
-        reason=_reason(result, timeout, None),
+        reason=reason,
     )
 
 
@@ -357,7 +333,7 @@ def _reason(result: ExecResult, timeout: float, counts: Mapping[str, int] | None
     if result.pids_limited:
         cause += "; the process limit was hit"
     if _NETWORK_FAILURE.search(result.output):
-        cause += "; the sandbox has no network"
+        cause += f"; {NO_NETWORK}"
     return cause
 
 

@@ -18,11 +18,13 @@ import click
 from codebot import __version__, github_flow, report, stops
 from codebot import config as cfg
 from codebot.bench import load_tasks, render_table, run_bench, write_results
+from codebot.detect import to_yaml
 from codebot.errors import CodebotError
 from codebot.forge import GitHubForge
-from codebot.local import RunOutcome, RunRequest, execute
+from codebot.local import RunOutcome, RunRequest, detect_at, execute
 from codebot.records import RunRecord
 from codebot.redact import Redactor
+from codebot.setup_check import check_environment
 from codebot.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
@@ -220,6 +222,50 @@ def bench(tasks_dir: Path, oracle: bool, only: tuple[str, ...], out: Path, **fla
         names = ", ".join(r.name for r in report.errors)
         _echo(f"codebot: the harness failed on {names}; see the error column", err=True)
         sys.exit(1)
+
+
+@cli.command("detect")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The git repository to look at. Only its committed files at HEAD are read.",
+)
+def detect_command(repo: Path) -> None:
+    """Print a .codebot.yml fragment with the setup, build, lint and test commands that
+    REPO's own files (CI workflows, tox, package.json, pyproject, go.mod, Makefile...)
+    ask for, each under a comment naming the file and line it came from."""
+    _echo(to_yaml(detect_at(repo.resolve(), None)).rstrip("\n"))
+
+
+@cli.command("setup")
+@click.option("--check", is_flag=True, help="Also run the checks once on the base branch.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The git repository. Only its committed files at HEAD are used.",
+)
+def setup_command(check: bool, repo: Path) -> None:
+    """Build (or find in the cache) REPO's environment: its setup step, run once with the
+    network the operator allows, kept as an image that later runs start from offline.
+
+    With --check, run the repository's checks once in it and say whether the environment
+    works (exit 0) or not (exit 1, with the cause and the fix), before any model is asked.
+    """
+    report = check_environment(repo.resolve(), _settings({}), run_checks=check, on_event=_progress)
+    env = report.environment
+    _echo(f"codebot: toolchain {report.toolchain}; environment {env.summary()}")
+    for c in report.checks:
+        result = "passed" if c.passed else f"failed ({c.reason})"
+        _echo(f"  {c.name}: `{c.command}` {result}")
+    if report.problem:
+        _echo(f"  environment: does not work: {report.problem}")
+    elif check and env.ready:
+        _echo("  environment: works (the checks ran; failures, if any, are the code's)")
+    sys.exit(0 if report.works else 1)
 
 
 def _echo(text: str, err: bool = False) -> None:

@@ -17,10 +17,14 @@ from typing import Any
 
 import yaml
 
+from codebot import ceiling
 from codebot.ceiling import SandboxCeiling, bound
+from codebot.detect import ROLES, Detection
 from codebot.errors import ConfigError
 
 DEFAULT_IMAGE = "codebot-sandbox:bookworm"
+# The images sandbox/setup-host.sh builds, by toolchain; a repository may pick any of them.
+TOOLCHAIN_IMAGES = ceiling.TOOLCHAIN_IMAGES
 # Matched case-insensitively; `*` spans directories. The git files decide what a commit
 # holds and how it is diffed, so the model may not change them either.
 DEFAULT_PROTECTED: tuple[str, ...] = (
@@ -62,6 +66,13 @@ class SandboxConfig:
     user: str = "65534:65534"
     workdir: str = "/workspace"
     max_output_bytes: int = 2_000_000
+    # A dependency builder's root filesystem is writable, so the setup step can install
+    # outside the volumes (e.g. /opt/codebot-env) before the result is committed as an
+    # image. Never for a run's sandbox: there the root stays read-only.
+    writable_root: bool = False
+    # A host CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt) mounted read-only in the
+    # sandbox: organisations' TLS-intercepting proxies sign with a CA only the host trusts.
+    ca_bundle: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,8 @@ class Settings:
     feedback_tokens: int = 2_000
     spec_defaults: dict[str, Any] = field(default_factory=dict)
     ceiling: SandboxCeiling = field(default_factory=SandboxCeiling)
+    env_keep: int = 10  # cached environment images kept (codebot.environment)
+    detected_setup: str = ""  # the install step detection found (not one a person wrote)
     # What was changed from what was asked (e.g. a sandbox value lowered to the ceiling).
     notes: tuple[str, ...] = ()
 
@@ -144,6 +157,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     sandbox = SandboxConfig(
         image=env.get("CODEBOT_SANDBOX_IMAGE", DEFAULT_IMAGE),
         network=env.get("CODEBOT_SANDBOX_NETWORK", "") == "1",
+        ca_bundle=env.get("CODEBOT_SANDBOX_CA_BUNDLE", ""),
     )
     protected = DEFAULT_PROTECTED
     if env.get("CODEBOT_ALLOW_WORKFLOW_EDITS", "") == "1":
@@ -174,6 +188,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
         ceiling=SandboxCeiling.from_env(env),
+        env_keep=max(1, int(_num(env, "CODEBOT_ENV_KEEP", 10))),
     )
 
 
@@ -228,6 +243,38 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
         context_exclude=(*settings.context_exclude, *_globs(context.get("exclude", []), path)),
         spec_defaults={**settings.spec_defaults, **spec_defaults},
     )
+
+
+def with_detected(settings: Settings, found: Detection) -> Settings:
+    """What detection found in the repository (codebot.detect), as the lowest-precedence spec
+    defaults and the toolchain's image: the repo's .codebot.yml and the spec still win. A
+    detected install step is remembered as such: without the network it is used only when
+    its environment is already cached (codebot.environment)."""
+    defaults: dict[str, Any] = {}
+    for role in ROLES:
+        hit = getattr(found, role)
+        if hit is None:
+            continue
+        defaults[role] = hit.command
+    sandbox = settings.sandbox
+    if found.image and sandbox.image == DEFAULT_IMAGE:
+        sandbox = replace(sandbox, image=found.image)
+    return replace(
+        settings,
+        sandbox=sandbox,
+        spec_defaults={**defaults, **settings.spec_defaults},
+        detected_setup=found.setup.command if found.setup else "",
+    )
+
+
+def detected_notes(spec: Any, found: Detection) -> tuple[str, ...]:
+    """A note for each command the spec got from detection, saying where it was found."""
+    notes = []
+    for role in ROLES:
+        hit = getattr(found, role)
+        if hit is not None and getattr(spec, role, None) == hit.command:
+            notes.append(f"{role} `{hit.command}` detected: {hit.reason}")
+    return tuple(notes)
 
 
 def with_flags(settings: Settings, **flags: Any) -> Settings:

@@ -14,6 +14,7 @@ from functools import partial
 
 from codebot import config as cfg
 from codebot import pr_history, prompts, prose, report, stops
+from codebot.detect import detect_from
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
 from codebot.forge import GitHubForge
@@ -218,8 +219,11 @@ def _run_remote(
             repo.clone_url, target.branch, repo.default_branch, env.get("GITHUB_TOKEN")
         )
         try:
+            found = detect_from(sorted(ws.base_files()), ws.read_base_file)
+            settings = cfg.with_detected(settings, found)
             settings = cfg.with_repo_file(settings, ws.read_base_file(".codebot.yml"))
             spec = with_overrides(spec_for(ws, settings), settings)
+            settings = replace(settings, notes=(*settings.notes, *cfg.detected_notes(spec, found)))
             _say(forge, target, redact, f"🤖 codebot is working on this in branch `{ws.branch}`.")
             solved = solve(spec, settings, ws, env, on_event)
             record = solved.record

@@ -32,8 +32,10 @@ def spec_from_issue(
     where = f"issue {issue.repo}#{issue.number}"
     if not repo_defaults.get("test"):
         raise SpecError(
-            f"{where}: no test command: issues never supply commands, the repository does",
-            "add `spec: {test: <command that runs the tests>}` to the repo's .codebot.yml",
+            f"{where}: no test command: issues never supply commands, and none was found in "
+            "the repository's files",
+            "add `spec: {test: <command that runs the tests>}` to the repo's .codebot.yml "
+            "(`codebot detect` shows what it can find)",
         )
     body = issue.body.replace("\r\n", "\n").strip()
     title = " ".join(issue.title.split())[:_MAX_TITLE].rstrip()

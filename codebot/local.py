@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,12 @@ import yaml
 
 from codebot import config as cfg
 from codebot import report
+from codebot.detect import Detection, detect_from
 from codebot.protocols import Model
 from codebot.records import RunRecord
 from codebot.runner import Event, Prior, preflight, quiet, solve, with_overrides
 from codebot.spec import TaskSpec, load_spec
-from codebot.workspace import Workspace, read_file_at
+from codebot.workspace import Workspace, read_file_at, tracked_files_at
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,18 @@ class RunRequest:
 def configure(request: RunRequest) -> tuple[TaskSpec, cfg.Settings]:
     """Load settings and spec and fail early, before any side effect."""
     base = _peek_base(request.spec_path)
+    found = detect_at(request.repo, base)
     repo_file = read_file_at(request.repo, base, ".codebot.yml")
-    settings = cfg.with_repo_file(request.settings, repo_file)
+    settings = cfg.with_repo_file(cfg.with_detected(request.settings, found), repo_file)
     spec = with_overrides(load_spec(request.spec_path, settings.spec_defaults), settings)
+    settings = replace(settings, notes=(*settings.notes, *cfg.detected_notes(spec, found)))
     preflight(settings)
     return spec, settings
+
+
+def detect_at(repo: Path, ref: str | None) -> Detection:
+    """What the repository's committed files at `ref` say about its commands."""
+    return detect_from(tracked_files_at(repo, ref), lambda path: read_file_at(repo, ref, path))
 
 
 def execute(

@@ -174,6 +174,8 @@ class RunRecord:
     model_adjustments: tuple[str, ...] = ()
     # Settings changed from what was asked (e.g. a sandbox value lowered to the ceiling).
     notes: tuple[str, ...] = ()
+    # The image the sandboxes started from: cached, built (and how long it took), or none.
+    environment: str = ""
     # On GitHub: where the result went ("pushed BRANCH; pull request URL"), or why it did not.
     published: str = ""
 

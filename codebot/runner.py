@@ -22,9 +22,11 @@ from string import Template
 from typing import Any
 
 from codebot import config as cfg
-from codebot import context, prose, report, stops
-from codebot.checks import Expectation, baseline_checks, feedback_for_model, fill_sandbox
+from codebot import context, environment, prose, report, stops
+from codebot.checks import Expectation, baseline_checks, feedback_for_model
+from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
+from codebot.environment import Environment
 from codebot.errors import ConfigError
 from codebot.llm import OpenAIModel
 from codebot.loop import Loop, LoopResult, LoopState, StopRules, run_loop
@@ -41,6 +43,7 @@ from codebot.records import (
 from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
 from codebot.spec import TaskSpec, spec_to_dict
+from codebot.stops import StopReason
 from codebot.verify import close_sandbox, verify_run
 from codebot.workspace import Workspace
 
@@ -166,13 +169,14 @@ class Run:
 @dataclass(frozen=True)
 class Baseline:
     """Where the loop starts: the setup and checks before any change, and the first prompt.
-    `setup_failed` says why the run cannot go on (empty when it can)."""
+    `stop` says why the run cannot go on (None when it can): the setup step failed, or
+    the environment cannot run the checks (codebot.diagnose)."""
 
     checks: tuple[CheckResult, ...]
     prompt: tuple[Message, ...]
     python_repo: bool
     timings: Mapping[str, float]
-    setup_failed: str = ""
+    stop: tuple[StopReason, str] | None = None
     expect: Expectation = field(default_factory=Expectation)
 
 
@@ -193,9 +197,10 @@ def solve(
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = RedactingModel(model or OpenAIModel(settings.model), redact)
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
-    sandbox = _start_sandbox(run, prior)
+    deps = _environment(run)
+    sandbox = _start_sandbox(run, deps)
     try:
-        start = _baseline(run, sandbox)
+        start = _baseline(run, sandbox, deps)
         result = _loop(run, sandbox, asked, start, prior)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
@@ -204,7 +209,7 @@ def solve(
     if left:  # e.g. the engine died: the run's own result stands, and names what is left
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     ws.stage(result.changed)
-    args = (run.settings, run.spec, ws, run.run_id, result, start.expect, start.python_repo)
+    args = (run.settings, run.spec, ws, run.run_id, result, start.expect, start.python_repo, deps)
     result, final = verify_run(*args, on_event)
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(run, result)
@@ -217,6 +222,7 @@ def solve(
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
         notes=settings.notes,
+        environment=deps.summary(),
     )
     return Solved(record, ws.staged_diff(), start.prompt, redact)
 
@@ -232,25 +238,44 @@ def _begin(
 ) -> Run:
     run_id = prior.run_id if prior else time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     if prior:
-        for left in (run_id, f"{run_id}-verify"):  # what a killed run of this id may have left
+        for left in (run_id, f"{run_id}-env", f"{run_id}-verify"):  # what a killed run left
             cleanup_orphans(left)
     return Run(run_id, spec, settings, ws, model, redact, on_event, _now(), time.monotonic())
 
 
-def _start_sandbox(run: Run, prior: Prior | None) -> DockerSandbox:
-    sandbox = DockerSandbox.start(run.settings.sandbox, run.run_id)
+def _environment(run: Run) -> Environment:
+    """The image the run's sandboxes start from: the cached environment of its setup step,
+    built here (in a builder of its own, on the base commit's files) when not cached."""
+    began = run.lap()
+    ws = run.ws
+    env = environment.prepare(
+        run.settings, run.spec, run.run_id, ws.read_base_file, sorted(ws.base_files()),
+        ws.base_tree, run.on_event,
+    )  # fmt: skip
+    if env.setup is not None:
+        run.on_event("setup: " + _checks_line((env.setup,)))
+    run.on_event(f"environment: {env.summary()} in {run.lap() - began:.1f}s")
+    return env
+
+
+def _start_sandbox(run: Run, env: Environment) -> DockerSandbox:
+    sandbox = DockerSandbox.start(environment.sandbox_config(run.settings, env), run.run_id)
     if sandbox.swept:
         run.on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
     return sandbox
 
 
-def _baseline(run: Run, sandbox: DockerSandbox) -> Baseline:
-    """Fill the sandbox, run the setup, then the checks before any change; and from what
-    they say, the first prompt."""
-    setup, timings = _fill_sandbox(run, sandbox)
-    if setup is not None and not setup.passed:
-        detail = f"`{setup.command}` failed: {setup.reason}"
-        return Baseline((setup,), (), False, timings, setup_failed=detail)
+def _baseline(run: Run, sandbox: DockerSandbox, env: Environment) -> Baseline:
+    """Fill the sandbox, then run the checks before any change; and from what they say, the
+    first prompt. A setup step that failed (no environment) ends it here."""
+    timings = {"environment_s": run.lap()}
+    if not env.ready and env.setup is not None:
+        detail = f"`{env.setup.command}` failed: {env.setup.reason}"
+        return Baseline((env.setup,), (), False, timings, stop=("setup_failed", detail))
+    environment.fill(sandbox, env, run.ws.path, run.ws.deleted_since_base())
+    timings["sandbox_ready_s"] = run.lap()
+    run.on_event(f"sandbox: {env.image} ready in {timings['sandbox_ready_s']:.1f}s")
+    setup = env.setup
     python_repo = run.ws.is_python()
     ready = run.lap()
     checks, expect = baseline_checks(sandbox, run.spec, python_repo=python_repo)
@@ -272,24 +297,13 @@ def _baseline(run: Run, sandbox: DockerSandbox) -> Baseline:
     task = context.render_task(run.spec, ctx, said)
     prompt = (Message("system", context.system_prompt()), Message("user", task))
     before = (setup,) if setup is not None else ()
-    return Baseline((*before, *checks), prompt, python_repo, timings, expect=expect)
+    broken = environment_problem(checks, tracked, _dependency_texts(run.ws, tracked))
+    stop: tuple[StopReason, str] | None = ("environment_broken", broken) if broken else None
+    return Baseline((*before, *checks), prompt, python_repo, timings, stop, expect=expect)
 
 
-def _fill_sandbox(run: Run, sandbox: DockerSandbox) -> tuple[CheckResult | None, dict[str, float]]:
-    """Files in, setup, sealed: see checks.fill_sandbox. On a branch that already holds
-    model-written commits (a PR codebot continues), setup gets the base commit's files."""
-    ws = run.ws
-    base = ws.base_tree if ws.ahead_of_base() else None
-    deleted = ws.deleted_since_base() if base else []
-    setup = fill_sandbox(sandbox, run.spec, ws.path, base, deleted)
-    done = run.lap()
-    ready = round(done - (setup.duration_s if setup else 0.0), 3)  # files in, before setup
-    timings = {"sandbox_ready_s": ready}
-    run.on_event(f"sandbox: {run.settings.sandbox.image} ready in {ready:.1f}s")
-    if setup is not None:
-        timings["setup_s"] = round(done - ready, 3)
-        run.on_event("setup: " + _checks_line((setup,)))
-    return setup, timings
+def _dependency_texts(ws: Workspace, tracked: Sequence[str]) -> dict[str, str]:
+    return {p: ws.read_base_file(p) or "" for p in environment.input_paths(tracked, "")}
 
 
 def _loop(
@@ -298,11 +312,11 @@ def _loop(
     """The loop from the first prompt, or from where an interrupted run stopped; or, when
     setup failed, the stop that says so without asking the model."""
     done = prior.iterations if prior else ()
-    if start.setup_failed:
+    if start.stop is not None:
         return LoopResult(
             iterations=done,
-            stop_reason="setup_failed",
-            stop_detail=start.setup_failed,
+            stop_reason=start.stop[0],
+            stop_detail=start.stop[1],
             usage=Usage(),
             cost_usd=None,
             changed=(),

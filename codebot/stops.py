@@ -23,6 +23,7 @@ StopReason = Literal[
     "model_error",
     "sandbox_error",
     "setup_failed",
+    "environment_broken",
     "interrupted",
 ]
 
@@ -62,6 +63,9 @@ STOPS: dict[StopReason, StopKind] = {
         "stopped: the sandbox failed", SandboxError.exit_code, resumable=True
     ),
     "setup_failed": StopKind("stopped: the setup command failed", 1),
+    # The checks cannot start (no toolchain, a declared dependency not installed, no test
+    # found): no reply could fix that, so the model is not asked.
+    "environment_broken": StopKind("stopped: the environment cannot run the checks", 1),
     "interrupted": StopKind("stopped: interrupted", INTERRUPTED_EXIT, resumable=True),
 }
 

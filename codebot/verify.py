@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codebot import stops
-from codebot.checks import Expectation, fill_sandbox, run_base_tests, run_checks
+from codebot import environment, stops
+from codebot.checks import Expectation, run_base_tests, run_checks
 from codebot.config import Settings
 from codebot.edits import is_test_path
+from codebot.environment import Environment
 from codebot.errors import SandboxError
 from codebot.loop import LoopResult
 from codebot.protocols import Sandbox
@@ -42,6 +43,7 @@ def verify_run(
     result: LoopResult,
     expect: Expectation,
     python_repo: bool,
+    env: Environment,
     on_event: Callable[[str], None],
 ) -> tuple[LoopResult, Final]:
     """Check what is about to be committed (when something is, and the run is reviewable);
@@ -50,7 +52,7 @@ def verify_run(
         return result, Final()
     began = time.monotonic()
     try:
-        verified = verify(settings, spec, ws, run_id, expect, python_repo=python_repo)
+        verified = verify(settings, spec, ws, run_id, expect, python_repo=python_repo, env=env)
     except SandboxError as exc:
         why = f"while checking the committed tree in a fresh sandbox: {exc.one_line()}"
         return replace(result, stop_reason="sandbox_error", stop_detail=why), Final()
@@ -90,20 +92,19 @@ def verify(
     expect: Expectation,
     *,
     python_repo: bool,
+    env: Environment,
 ) -> Verified:
-    """Run the checks on the staged tree in a sandbox of its own (`<run id>-verify`)."""
+    """Run the checks on the staged tree in a sandbox of its own (`<run id>-verify`), made
+    from the run's environment (no setup again: the cached image holds what it installed)."""
     with ws.staged_tree() as tree:
-        sandbox = DockerSandbox.start(settings.sandbox, f"{run_id}-verify")
+        sandbox = DockerSandbox.start(environment.sandbox_config(settings, env), f"{run_id}-verify")
         try:
-            setup = fill_sandbox(sandbox, spec, tree, ws.base_tree, ws.staged_deletions())
-            if setup is not None and not setup.passed:
-                checks: tuple[CheckResult, ...] = (setup,)
-            else:
-                changed = _existing(ws.staged_files(), tree)
-                checks = run_checks(sandbox, spec, changed, python_repo=python_repo, expect=expect)
-                added = _added_tests(ws, changed)
-                if added and all(c.passed for c in checks):
-                    checks += (run_base_tests(sandbox, spec, added, expect),)
+            environment.fill(sandbox, env, tree, ws.staged_deletions())
+            changed = _existing(ws.staged_files(), tree)
+            checks = run_checks(sandbox, spec, changed, python_repo=python_repo, expect=expect)
+            added = _added_tests(ws, changed)
+            if added and all(c.passed for c in checks):
+                checks += (run_base_tests(sandbox, spec, added, expect),)
         except BaseException:
             close_sandbox(sandbox)
             raise

@@ -370,6 +370,14 @@ def read_file_at(source: Path, ref: str | None, relpath: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
+def tracked_files_at(source: Path, ref: str | None = None) -> list[str]:
+    """The paths committed at `ref` (default HEAD) in `source`, without touching its work tree."""
+    repo = _open(source)
+    with _git(f"listing the files at {ref or 'HEAD'}", "check that the ref exists in the repo"):
+        out = repo.git.ls_tree("-r", "-z", "--name-only", ref or "HEAD")
+    return [p for p in out.split("\0") if p]
+
+
 def remote_branches(url: str, token: str | None = None) -> list[str]:
     """Branch names on a remote, without cloning it."""
     try:
