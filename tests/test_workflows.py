@@ -268,6 +268,8 @@ def test_action_declares_the_documented_inputs() -> None:
         "draft",
         "label",
         "setup-network",
+        "ca-bundle",
+        "toolchains",
         "python-version",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
@@ -336,3 +338,30 @@ def test_readme_setup_is_under_ten_lines_and_lints(tmp_path: Path) -> None:
     workflow.write_text(text.replace("<owner>/codebot@v0", "octo-org/codebot@v0"))
     result = run_actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_action_keeps_built_environments_between_workflow_runs() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    scripts = "\n".join(script for _, script in run_scripts(load(ACTION)))
+
+    restore, save = uses.index("actions/cache/restore@v4"), uses.index("actions/cache/save@v4")
+    assert restore < [s.get("id") for s in steps].index("run") < save
+    assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "~/.codebot-env"
+    assert "docker load -q -i ~/.codebot-env/images.tar" in scripts
+    assert "docker images -q --filter label=codebot.env" in scripts
+
+
+def test_action_refuses_a_toolchain_it_cannot_build(tmp_path: Path) -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    script = next(s for s in steps if "TOOLCHAINS" in s.get("env", {}))["run"]
+    env = {"PATH": "/usr/bin:/bin", "TOOLCHAINS": "node cobol", "GITHUB_ACTION_PATH": str(tmp_path)}
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nexit 0\n")  # every image is "present"
+    docker.chmod(0o755)
+    env["PATH"] = f"{tmp_path}:{env['PATH']}"
+
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+    assert done.returncode == 2
+    assert "::error::input toolchains: unknown toolchain 'cobol'" in done.stdout
