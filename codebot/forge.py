@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -111,9 +111,10 @@ class GitHubForge:
             self._repo(full_name).get_issue(number).add_to_labels(label)
 
     def remove_label(self, full_name: str, number: int, label: str) -> None:
-        """Remove a label; one that is not there is not an error."""
-        action = f"unlabelling {full_name}#{number}"
-        with self._calling(action), suppress(github.UnknownObjectException):
+        """Remove a label; one already gone (a maintainer removed it by hand) is not an error.
+        GitHub answers 404 "Label does not exist", which PyGithub raises as a plain
+        GithubException, not UnknownObjectException."""
+        with self._calling(f"unlabelling {full_name}#{number}"), _gone_is_fine():
             self._repo(full_name).get_issue(number).remove_from_labels(label)
 
     def find_open_pr(self, full_name: str, head_branch: str) -> PullInfo | None:
@@ -240,6 +241,16 @@ class GitHubForge:
             error.fix = error.fix.replace(self._token, "***")
             error.args = (error.cause,)
         return error
+
+
+@contextmanager
+def _gone_is_fine() -> Iterator[None]:
+    """A clean-up call whose object is already gone has nothing left to do."""
+    try:
+        yield
+    except github.GithubException as exc:
+        if exc.status != 404:
+            raise
 
 
 class _Unprocessable(ForgeError):

@@ -342,6 +342,8 @@ def _final_comment(record: RunRecord, pull: PullInfo | None) -> str:
     )
     if record.passed and pull is not None:
         return f"✅ Pull request #{pull.number} is ready for review: all checks passed ({stats})."
+    if record.stop_reason == "nothing_to_do":
+        return f"✅ Nothing to change: {record.stop_detail} ({stats})."
     why = f"{stops.text(record.stop_reason)} ({record.stop_detail})"
     if pull is not None:
         return f"⚠️ {why}. The partial change is in draft pull request #{pull.number} ({stats})."

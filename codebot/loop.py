@@ -211,6 +211,7 @@ class Loop:
     python_repo: bool
     expect: Expectation = field(default_factory=Expectation)
     baseline_green: bool = False  # every check passed before any change
+    continued: bool = False  # the branch already holds codebot's commits (a rerun)
     tracked: tuple[str, ...] = ()  # the files of the repository (for SHOW and tracebacks)
     model: str | None = None  # the model's name, to count its tokens exactly when known
     show_tokens: int = 4_000  # the most an answer to SHOW requests may take
@@ -296,6 +297,10 @@ class Loop:
         claim = NOTHING_TO_DO.search(text)
         if claim and self.baseline_green:
             return Stop("nothing_to_do", clip(claim.group(1).strip() or "no reason given", 300))
+        if self.baseline_green and self.continued and not claim:
+            # A rerun on a branch that already passes, and a reply that proposes nothing.
+            said = " ".join(text.split())
+            return Stop("nothing_to_do", clip(f"the branch already passes its checks; {said}", 300))
         if claim:
             return Retry(prompts.snippet("checks_fail_so_work_left.md"))
         problems = "".join(f"\n- {p}" for p in parsed.problems)

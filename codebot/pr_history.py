@@ -18,10 +18,26 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from codebot.prose import neutralise
 from codebot.records import RunRecord
+from codebot.text import clip
 
 MAX_RUNS = 30
 _MARK = re.compile(r"<!-- codebot:runs (\[.*\]) -->")
+
+
+MAX_EXPLANATION = 300  # characters of a run's explanation kept for later bodies
+
+
+@dataclass(frozen=True)
+class BaseCheck:
+    """One check on the base branch, as the PR body shows it."""
+
+    name: str
+    passed: bool
+    reason: str
+    tests_passed: int | None
+    tests_failed: int | None
 
 
 @dataclass(frozen=True)
@@ -33,11 +49,18 @@ class RunSummary:
     iterations: int
     tokens: int
     cost_usd: float | None
+    explanation: str = ""  # what the model said it changed (redacted, cut)
+    base: tuple[BaseCheck, ...] = ()  # the checks on the base branch, from a run that began there
 
 
-def summary_of(record: RunRecord) -> RunSummary:
+def summary_of(record: RunRecord, explanation: str = "") -> RunSummary:
     description = str(record.spec.get("description", ""))
     kind = "follow-up" if description.startswith("Follow-up requested") else "task"
+    base = () if record.continued else tuple(
+        BaseCheck(c.name, c.passed, clip(neutralise(c.reason), 80), c.tests_passed,
+                  None if c.tests_failed is None else c.tests_failed + (c.tests_errors or 0))
+        for c in record.baseline
+    )  # fmt: skip
     return RunSummary(
         record.run_id,
         record.finished_at,
@@ -46,7 +69,15 @@ def summary_of(record: RunRecord) -> RunSummary:
         len(record.iterations),
         record.usage.total_tokens,
         record.cost_usd,
+        clip(neutralise(" ".join(explanation.split())), MAX_EXPLANATION),
+        base,
     )
+
+
+def base_checks(runs: Sequence[RunSummary]) -> tuple[str, tuple[BaseCheck, ...]]:
+    """The base branch's checks from the earliest run that began on it (its id too)."""
+    first = next((r for r in runs if r.base), None)
+    return (first.run_id, first.base) if first else ("", ())
 
 
 def earlier_runs(body: str | None) -> tuple[RunSummary, ...]:
@@ -89,6 +120,8 @@ def render(earlier: Sequence[RunSummary], current: RunSummary) -> list[str]:
         total = f"${sum(known):.4f}" + (" (some unknown)" if len(known) < len(runs) else "")
         lines += ["", f"Total: {sum(r.tokens for r in runs):,} tokens, {total}.", ""]
     payload = json.dumps([_plain(r) for r in runs], separators=(",", ":"))
+    # Model prose travels inside an HTML comment: no `<`, `>` or `&` may appear raw in it.
+    payload = payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return [*lines, f"<!-- codebot:runs {payload} -->"]
 
 
@@ -109,8 +142,34 @@ def _read(item: object) -> RunSummary | None:
     if cost is not None and (type(cost) not in (int, float) or not 0 <= cost < 1e6):
         return None
     run_id, finished_at, kind, stop_reason = (str(t) for t in texts)
+    explanation = item.get("explanation", "")
+    if not isinstance(explanation, str):
+        return None
     return RunSummary(run_id, finished_at, kind, stop_reason, counts[0], counts[1],
-                      None if cost is None else float(cost))  # fmt: skip
+                      None if cost is None else float(cost),
+                      clip(neutralise(explanation), MAX_EXPLANATION),
+                      _base(item.get("base", [])))  # fmt: skip
+
+
+def _base(raw: object) -> tuple[BaseCheck, ...]:
+    """Base checks read back from a body anyone with write access can edit: each field
+    type-checked, anything else dropped."""
+    if not isinstance(raw, list):
+        return ()
+    checks = []
+    for entry in raw[:8]:
+        if not (isinstance(entry, list) and len(entry) == 5):
+            continue
+        name, passed, reason, ok, failed = entry
+        counts_ok = all(n is None or (type(n) is int and n >= 0) for n in (ok, failed))
+        if (
+            isinstance(name, str)
+            and _SAFE.fullmatch(name)
+            and type(passed) is bool
+            and (isinstance(reason, str) and counts_ok)
+        ):
+            checks.append(BaseCheck(name, passed, clip(neutralise(reason), 80), ok, failed))
+    return tuple(checks)
 
 
 def _plain(run: RunSummary) -> dict[str, object]:
@@ -122,4 +181,6 @@ def _plain(run: RunSummary) -> dict[str, object]:
         "iterations": run.iterations,
         "tokens": run.tokens,
         "cost_usd": run.cost_usd,
+        "explanation": run.explanation,
+        "base": [[c.name, c.passed, c.reason, c.tests_passed, c.tests_failed] for c in run.base],
     }

@@ -176,6 +176,9 @@ class RunRecord:
     notes: tuple[str, ...] = ()
     # The image the sandboxes started from: cached, built (and how long it took), or none.
     environment: str = ""
+    # The run began on a branch that already held codebot's commits (a rerun or follow-up):
+    # its baseline is the PR branch's, not the base branch's.
+    continued: bool = False
     # On GitHub: where the result went ("pushed BRANCH; pull request URL"), or why it did not.
     published: str = ""
 

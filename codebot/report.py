@@ -119,12 +119,13 @@ def render_pr_body(
         f"{status} **{stops.text(record.stop_reason)}** — {safe.line(record.stop_detail)}",
         "",
     ]
-    summary = _summary(record, safe)
+    current = pr_history.summary_of(record, " ".join(_explanations(record, safe)))
+    summary = _whole_summary(record, earlier, safe)
     if summary:
         lines += ["### What changed and why", "", *summary, ""]
     lines += _changes_table(patch, safe)
     lines += _final_checks(record, safe)
-    lines += _checks_section("Checks before any change (baseline)", record.baseline, safe)
+    lines += _base_section(record, [*earlier, current], safe)
     if spec.get("acceptance"):
         lines += ["### Acceptance criteria (for the reviewer)", ""]
         lines += [f"- [ ] {safe.line(a)}" for a in spec["acceptance"]] + [""]
@@ -135,7 +136,7 @@ def render_pr_body(
     lines += _iteration_log(record, safe)
     if issue is not None:
         lines += [f"Closes #{issue}", ""]
-    history = pr_history.render(earlier, pr_history.summary_of(record))
+    history = pr_history.render(earlier, current)
     lines += history[:-1]
     lines += [
         "<sub>Opened by codebot. Code was written by an LLM and checked in a sandbox; "
@@ -159,7 +160,7 @@ def explanation(reply: str, limit: int = 800) -> str:
     return clip(text, limit)
 
 
-def _summary(record: RunRecord, safe: _Untrusted) -> list[str]:
+def _explanations(record: RunRecord, safe: _Untrusted) -> list[str]:
     """The model's own explanation of each iteration whose edits were applied, in order;
     redacted before it is cut, so the cut cannot leave half a secret the redactor misses."""
     said = [
@@ -167,10 +168,45 @@ def _summary(record: RunRecord, safe: _Untrusted) -> list[str]:
         for it in record.iterations
         if any(e.status == "applied" for e in it.edits)
     ]
-    said = [s for s in dict.fromkeys(said) if s]
-    if len(said) <= 1:
-        return prose.quoted(said[0]) if said else []
-    return [f"- {prose.inline(s)}" for s in said]
+    return [s for s in dict.fromkeys(said) if s]
+
+
+def _whole_summary(
+    record: RunRecord, earlier: Sequence[pr_history.RunSummary], safe: _Untrusted
+) -> list[str]:
+    """What every run on the PR changed and why: the earlier runs' explanations (kept in the
+    body's run history) and this run's, so a follow-up does not erase the fix's."""
+    before = [(r.run_id, r.kind, r.explanation) for r in earlier if r.explanation]
+    said = _explanations(record, safe)
+    if not before:
+        if len(said) <= 1:
+            return prose.quoted(said[0]) if said else []
+        return [f"- {prose.inline(s)}" for s in said]
+    lines = [f"- run `{run_id}` ({kind}): {safe.line(text)}" for run_id, kind, text in before]
+    if said:
+        lines.append(f"- run `{record.run_id}` (this run): {prose.inline(' '.join(said))}")
+    return lines
+
+
+def _base_section(
+    record: RunRecord, runs: Sequence[pr_history.RunSummary], safe: _Untrusted
+) -> list[str]:
+    """The base branch's checks; on a rerun or follow-up (which began on the PR branch), as
+    the first run that began on the base saw them, then this run's start."""
+    if not record.continued:
+        return _checks_section("Checks before any change (baseline)", record.baseline, safe)
+    run_id, base = pr_history.base_checks(runs)
+    lines: list[str] = []
+    if base:
+        rows = [
+            f"| {c.name} | {'✅ passed' if c.passed else '❌ ' + safe.cell(c.reason or 'failed')} "
+            f"| {_num(c.tests_passed)} | {_num(c.tests_failed)} |"
+            for c in base
+        ]
+        head = ["| check | result | tests passed | tests failed |", "| --- | --- | --- | --- |"]
+        lines += [f"### Checks on the base branch (run `{run_id}`)", "", *head, *rows, ""]
+    title = "Checks at the start of this run (the pull request's branch)"
+    return lines + _checks_section(title, record.baseline, safe)
 
 
 def _changes_table(patch: str, safe: _Untrusted) -> list[str]:

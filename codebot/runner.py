@@ -197,6 +197,7 @@ def solve(
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = RedactingModel(model or OpenAIModel(settings.model), redact)
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
+    continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
     try:
@@ -223,6 +224,7 @@ def solve(
         model_adjustments=tuple(asked.adjustments),
         notes=settings.notes,
         environment=deps.summary(),
+        continued=continued,
     )
     return Solved(record, ws.staged_diff(), start.prompt, redact)
 
@@ -332,6 +334,7 @@ def _loop(
         python_repo=start.python_repo,
         expect=start.expect,
         baseline_green=all(c.passed for c in start.checks),
+        continued=run.ws.ahead_of_base(),
         tracked=tuple(run.ws.tracked_files()),
         model=settings.model.name or None,
         feedback_tokens=settings.feedback_tokens,

@@ -286,3 +286,22 @@ def test_results_serialise_to_json(server: GitHubServer, forge: GitHubForge) -> 
     data = to_jsonable([forge.repo(REPO), forge.issue(REPO, 7), _open(forge)])
 
     assert json.loads(json.dumps(data))[1]["labels"] == ["bug"]
+
+
+def test_removing_a_label_a_maintainer_already_removed_is_not_an_error(
+    server: GitHubServer, forge: GitHubForge
+) -> None:
+    server.add_issue(REPO, 9, "Bug", "Steps", ["codebot"], "alice", "MEMBER")
+    forge.remove_label(REPO, 9, "codebot:running")  # GitHub: 404 "Label does not exist"
+
+    assert server.requests[-1].method == "DELETE"
+
+
+def test_removing_a_label_still_reports_other_failures(
+    server: GitHubServer, forge: GitHubForge
+) -> None:
+    server.add_issue(REPO, 9, "Bug", "Steps", ["codebot:running"], "alice", "MEMBER")
+    server.fail("DELETE", r"/labels/", 403, "Resource not accessible by integration")
+
+    with pytest.raises(ForgeError, match="403"):
+        forge.remove_label(REPO, 9, "codebot:running")

@@ -271,3 +271,47 @@ def test_repo_config_sets_labels_and_reviewers_and_agents_md_reaches_the_prompt(
     assert pull.requested_reviewers == ["bob"]
     first_prompt = model_server.requests[0].messages[1]["content"]
     assert "Keep functions under 20 lines." in first_prompt
+
+
+def test_a_rerun_on_a_green_pr_stops_after_one_reply_and_says_the_branch_passes(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    model_server.script("The earlier commit already supports minutes; nothing is left.")
+
+    again = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+
+    assert again.stop_reason == "nothing_to_do" and len(again.record.iterations) == 1
+    assert git(remote, "rev-list", "--count", f"main..{first.pull.head}") == "1"  # no commit
+    said = [c.body for c in hub.comments if c.issue_number == 42][-1]
+    assert said.startswith("✅ Nothing to change: the branch already passes its checks;")
+
+
+def test_a_lock_label_a_maintainer_removed_by_hand_does_not_fail_the_run(
+    hub, forge, env, model_server, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    hub.respond_once("DELETE", r"/labels/codebot:running", 404, {"message": "Label does not exist"})
+
+    out = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+
+    assert out.stop_reason == "passed" and out.pull is not None
+
+
+def test_after_a_follow_up_the_pr_body_describes_the_whole_pr(
+    hub, forge, env, model_server, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    model_server.script(README_EDIT)
+    github_flow.run_followup(
+        forge, REPO, first.pull.number, "document the units", settings(env, tmp_path), env
+    )
+
+    (pull,) = hub.pulls
+    said = pull.body.split("### What changed and why", 1)[1].split("###", 1)[0]
+    assert f"run `{first.record.run_id}` (task): Add the minutes unit. Reject anything" in said
+    assert "(this run): Document the units." in said
+    assert "### Checks on the base branch" in pull.body and "❌" in pull.body
+    assert "| `duration.py` |" in pull.body and "| `README.md` |" in pull.body  # the whole diff

@@ -64,7 +64,12 @@ def tree(tmp_path: Path) -> FileTree:
 
 @pytest.fixture
 def make_loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> MakeLoop:
-    def make(clock: Clock | None = None, baseline_green: bool = False, **rules: object) -> Loop:
+    def make(
+        clock: Clock | None = None,
+        baseline_green: bool = False,
+        continued: bool = False,
+        **rules: object,
+    ) -> Loop:
         spec = TaskSpec(title="Fix add", description="add subtracts", test="pytest -q", lint=False)
         clock = clock or Clock()
         return Loop(
@@ -74,6 +79,7 @@ def make_loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> MakeLoop:
             sandbox=scripted_sandbox,
             python_repo=True,
             baseline_green=baseline_green,
+            continued=continued,
             clock=clock,
             started=clock(),
         )
@@ -455,3 +461,20 @@ def test_feedback_shows_the_changed_region_of_a_long_file_not_the_whole_file(
 
     assert isinstance(decision, Retry) and "return a * b" in decision.feedback
     assert "def helper_3()" not in decision.feedback  # far from the change: not resent
+
+
+def test_a_rerun_on_a_branch_that_already_passes_stops_at_a_reply_that_proposes_nothing(
+    make_loop: MakeLoop, scripted_sandbox
+):
+    loop = make_loop(baseline_green=True, continued=True)
+
+    decision, _ = loop.step(start(), reply("The fix from the earlier run is already there."))
+
+    assert isinstance(decision, Stop) and decision.reason == "nothing_to_do"
+    assert decision.detail.startswith("the branch already passes its checks; The fix from")
+
+
+def test_a_first_run_whose_tests_already_pass_still_asks_for_the_change(make_loop: MakeLoop):
+    decision, _ = make_loop(baseline_green=True).step(start(), reply("Looks done to me."))
+
+    assert isinstance(decision, Retry)  # a feature may be asked for with every test green

@@ -258,3 +258,26 @@ def test_settings_lowered_from_what_the_repository_asked_are_listed_as_notes():
     body = render_pr_body(dataclasses.replace(_record(), notes=(note,)), PATCH)
 
     assert f"### Notes\n\n- {note}" in body
+
+
+def test_a_follow_up_keeps_every_runs_explanation_and_the_base_branchs_checks():
+    first = render_pr_body(_record(), PATCH)  # the fix, begun on the base branch
+    earlier = earlier_runs(first)
+    fixed = Iteration(
+        1, 900, "Documented longest_word.\n\nREADME.md\n<<<<<<< SEARCH\n", Usage(10, 1), 0.0,
+        0.2, (EditOutcome("README.md", 1, "applied", "exact"),), (), "green", "", 1.5,
+    )  # fmt: skip
+    green = CheckResult("test", "pytest -q", True, 0, 0.4, "out", "", 3, 0, 0, 0)
+    followup = dataclasses.replace(
+        _record(), run_id="r2", iterations=(fixed,), baseline=(green,), continued=True
+    )
+
+    body = render_pr_body(followup, PATCH, earlier=earlier)
+
+    said = body.split("### What changed and why", 1)[1].split("###", 1)[0]
+    assert "- run `r1` (task): Add the minutes unit." in said
+    assert "- run `r2` (this run): Documented longest_word." in said
+    base = body.split("### Checks on the base branch (run `r1`)", 1)[1].split("###", 1)[0]
+    assert "❌ 1 test failed" in base  # the base still fails, as the first run saw it
+    assert "### Checks at the start of this run (the pull request's branch)" in body
+    assert [r.run_id for r in earlier_runs(body)] == ["r1", "r2"]
