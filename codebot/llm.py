@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import openai
-from openai.types.chat import ChatCompletionMessageParam
 
 from codebot.config import ModelConfig
 from codebot.errors import ModelError
@@ -25,6 +25,10 @@ from codebot.records import Completion, Message, Usage
 from codebot.redact import Redactor
 from codebot.text import clip
 from codebot.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SEED = 0  # honoured by OpenAI, vLLM, llama.cpp and Ollama; makes reruns comparable
@@ -61,6 +65,20 @@ def cost_usd(usage: Usage, config: ModelConfig) -> float | None:
     return (usage.prompt_tokens * price_in + usage.completion_tokens * price_out) / 1e6
 
 
+@cache
+def sdk() -> ModuleType:
+    """The openai package, imported on first use: it takes ~0.5 s, which `codebot --help`, a
+    refused event and every stage before the first model call should not pay."""
+    import openai
+
+    return openai
+
+
+def warm_up() -> None:
+    """Import the SDK in the background, while the run clones and starts its sandbox."""
+    threading.Thread(target=sdk, daemon=True, name="codebot-openai-import").start()
+
+
 class OpenAIModel:
     """`Model` over the chat completions API of any OpenAI-compatible server."""
 
@@ -77,12 +95,19 @@ class OpenAIModel:
             "seed": SEED,
         }
         self.adjustments: list[str] = []
-        self._client = openai.OpenAI(
-            base_url=self._base_url,
-            api_key=config.api_key or "not-needed",
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,
-        )
+        self._client: openai.OpenAI | None = None  # made at the first call (see `sdk`)
+
+    @property
+    def client(self) -> openai.OpenAI:
+        if self._client is None:
+            config = self._config
+            self._client = sdk().OpenAI(
+                base_url=self._base_url,
+                api_key=config.api_key or "not-needed",
+                timeout=config.timeout_s,
+                max_retries=config.max_retries,
+            )
+        return self._client
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         started = time.monotonic()
@@ -120,13 +145,13 @@ class OpenAIModel:
         A 400 that refuses one of the request options is sent again without it."""
         for _ in range(len(self._options) + 1):
             try:
-                raw = self._client.chat.completions.with_raw_response.create(
+                raw = self.client.chat.completions.with_raw_response.create(
                     model=self.name, messages=params, **self._options
                 )
                 return raw.http_response.content, sent + raw.retries_taken + 1
-            except openai.OpenAIError as exc:
+            except sdk().OpenAIError as exc:
                 sent += _requests_made(exc, self._config)
-                if isinstance(exc, openai.BadRequestError) and self._adjust(exc):
+                if isinstance(exc, sdk().BadRequestError) and self._adjust(exc):
                     continue
                 failure = self._translate(exc, sent)
             # Raised outside `except` so the SDK error, which may quote the key, is not chained.
@@ -151,18 +176,19 @@ class OpenAIModel:
 
     def _translate(self, exc: openai.OpenAIError, attempts: int) -> ModelError:
         url = self._url()
-        if isinstance(exc, openai.APITimeoutError):
+        openai_ = sdk()
+        if isinstance(exc, openai_.APITimeoutError):
             return ModelError(
                 f"no reply from the LLM endpoint at {url} within {self._config.timeout_s:g}s "
                 f"({_plural(attempts, 'attempt')})",
                 "raise CODEBOT_MODEL_TIMEOUT or use a faster model",
             )
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, openai_.APIConnectionError):
             return ModelError(
                 f"cannot reach the LLM endpoint at {url}",
                 "check OPENAI_BASE_URL / --base-url and that the server is running",
             )
-        if isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, openai_.APIStatusError):
             return self._translate_status(exc, attempts)
         return ModelError(f"the LLM request failed: {self._detail(exc)}")
 

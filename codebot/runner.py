@@ -28,7 +28,7 @@ from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.llm import OpenAIModel
+from codebot.llm import OpenAIModel, warm_up
 from codebot.loop import Loop, LoopResult, LoopState, StopRules, run_loop
 from codebot.protocols import Model
 from codebot.records import (
@@ -194,6 +194,8 @@ def solve(
     The sandbox is removed on every exit path; the workspace belongs to the caller. run.json
     is rewritten after every iteration, so a run killed outright can still be resumed.
     """
+    if model is None:
+        warm_up()  # the SDK imports while the sandbox starts, not before it
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = RedactingModel(model or OpenAIModel(settings.model), redact)
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
