@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from codebot import __version__, github_flow, report, stops
+from codebot import __version__, github_flow, publish, report, stops
 from codebot import config as cfg
 from codebot.bench import load_tasks, render_table, run_bench, write_results
 from codebot.detect import to_yaml
@@ -122,10 +122,21 @@ def example(directory: Path | None, **flags: Any) -> None:
     _run(RunRequest(spec, target.resolve(), _settings(flags)))
 
 
+def _artifact_option(fn: Any) -> Any:
+    return click.option(
+        "--artifact",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Only plan (read-only token is enough): write nothing to GitHub or the remote, "
+        "leave the branch bundle, PR text and comments in this new directory for "
+        "`codebot publish`.",
+    )(fn)
+
+
 @cli.command()
 @click.argument("reference", metavar="OWNER/REPO#N")
+@_artifact_option
 @_model_options
-def issue(reference: str, **flags: Any) -> None:
+def issue(reference: str, artifact: Path | None, **flags: Any) -> None:
     """Turn a GitHub issue into a pull request.
 
     Clones the repository, works on branch codebot/issue-N-<slug> (the same branch and PR
@@ -139,8 +150,9 @@ def issue(reference: str, **flags: Any) -> None:
     env = dict(os.environ)
     forge = GitHubForge.from_env(env)
     outcome = github_flow.run_issue(
-        forge, match[1], int(match[2]), _settings(flags), env, on_event=_progress
-    )
+        forge, match[1], int(match[2]), _settings(flags), env, _progress,
+        artifact=artifact and publish.new_directory(artifact),
+    )  # fmt: skip
     _finish_github(outcome)
 
 
@@ -166,15 +178,40 @@ def run(spec: Path, **flags: Any) -> None:
 
 
 @cli.command()
+@_artifact_option
 @_model_options
-def action(**flags: Any) -> None:
+def action(artifact: Path | None, **flags: Any) -> None:
     """Act on the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH.
 
-    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT.
+    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT. With --artifact, the plan
+    job of a split workflow: nothing is written to GitHub, and the exit code is 0 once the
+    plan is written (`codebot publish` exits with the run's).
     """
     env = dict(os.environ)
-    outcome = github_flow.run_action(env, _settings(flags), on_event=_progress)
+    where = artifact and publish.new_directory(artifact)
+    outcome = github_flow.run_action(env, _settings(flags), _progress, artifact=where)
     _finish_github(outcome, env.get("GITHUB_OUTPUT"))
+
+
+@cli.command("publish")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def publish_command(directory: Path) -> None:
+    """Check a plan (`--artifact DIR` of `action` or `issue`), then push, open or update the PR
+    and comment.
+
+    Every file must match DIR/manifest.json and its size cap; the branch must be codebot's and
+    fast-forward from the remote's base; no new commit may touch a protected path. Nothing is
+    pushed or posted otherwise. Needs GITHUB_TOKEN with write access, never the model key.
+    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT; exits with the run's code.
+    """
+    env = dict(os.environ)
+    forge = GitHubForge.from_env(env)
+    done = publish.publish(directory, forge, _settings({}), env, on_event=_progress)
+    url = done.pull.url if done.pull else ""
+    _echo(f"codebot: published the plan in {directory} ({done.stop_reason})")
+    _echo(f"  pull request: {url or 'none'}; {done.comments} comment(s) posted")
+    _write_outputs(env.get("GITHUB_OUTPUT"), url, done.stop_reason, done.cost_usd)
+    sys.exit(stops.exit_code(done.stop_reason))
 
 
 @cli.command()
@@ -284,13 +321,20 @@ def _finish_github(outcome: github_flow.GitHubOutcome, output_file: str | None =
         _echo(f"codebot: {outcome.stop_reason}: {outcome.message}")
     if outcome.pull is not None:
         _echo(f"  pull request: {outcome.pull.url}")
+    if outcome.artifact is not None:
+        _echo(f"  plan:       {outcome.artifact} (push it with `codebot publish`)")
+    cost = outcome.record.cost_usd if outcome.record else None
+    url = outcome.pull.url if outcome.pull else ""
+    _write_outputs(output_file, url, outcome.stop_reason, cost)
+    sys.exit(0 if outcome.artifact else stops.exit_code(outcome.stop_reason))
+
+
+def _write_outputs(output_file: str | None, url: str, stop_reason: str, cost: float | None) -> None:
     if output_file:
-        cost = outcome.record.cost_usd if outcome.record else None
         with open(output_file, "a", encoding="utf-8") as out:
-            out.write(f"pr-url={outcome.pull.url if outcome.pull else ''}\n")
-            out.write(f"stop-reason={outcome.stop_reason}\n")
+            out.write(f"pr-url={url}\n")
+            out.write(f"stop-reason={stop_reason}\n")
             out.write(f"cost-usd={'' if cost is None else f'{cost:.4f}'}\n")
-    sys.exit(stops.exit_code(outcome.stop_reason))
 
 
 def _settings(flags: dict[str, Any]) -> cfg.Settings:

@@ -2,6 +2,8 @@
 
 The user's repository is only ever read from, plus one ref written at the very end
 (`publish_local`): its working tree, index and current branch are never touched.
+A little over our usual length: the bundle helpers of the plan/publish split (`write_bundle`,
+`from_bundle`, `new_changes`) belong with the other git calls, which may live nowhere else.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from codebot.errors import WorkspaceError
 from codebot.owner import owner, owner_gone
 
 _PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A path one commit adds, changes or deletes; `mode` is its new git mode (000000 when
+    deleted, 120000 a symlink, whose target is `link`; 160000 a submodule)."""
+
+    commit: str
+    path: str
+    mode: str
+    link: str | None = None
 
 
 @dataclass
@@ -89,6 +102,71 @@ class Workspace:
             _remove_clone_dir(path)
             raise
         return cls(_display(url), path, branch, base, base_commit, repo, auth)
+
+    @classmethod
+    def from_bundle(
+        cls, url: str, bundle: Path, branch: str, base: str, base_commit: str, token: str | None
+    ) -> Workspace:
+        """A clone of the remote plus local `branch` at the tip `bundle` holds for it: what
+        `codebot publish` checks, then pushes. Nothing is checked out."""
+        auth = _auth_env(url, token)
+        path = _new_clone_dir()
+        try:
+            repo = git.Repo.clone_from(url, path, env=auth, no_checkout=True)
+            repo.git.bundle("verify", str(bundle))
+            repo.git.fetch("--no-tags", str(bundle), f"refs/heads/{branch}:refs/heads/{branch}")
+        except git.GitCommandError as exc:
+            _remove_clone_dir(path)
+            raise WorkspaceError(
+                f"cannot take branch {branch} from {bundle.name} into a clone of "
+                f"{_display(url)}: {_stderr(exc)}",
+                "the bundle must hold that branch and need only commits the remote has",
+            ) from None
+        return cls(_display(url), path, branch, base, base_commit, repo, auth)
+
+    def write_bundle(self, path: Path) -> bool:
+        """The branch's commits beyond the base, as a git bundle another job can check and
+        push; False (and no file) when there are none."""
+        with _git("writing the bundle"):
+            if self._repo.commit(self.branch).hexsha == self.base_commit:
+                return False
+            self._repo.git.bundle("create", str(path), f"{self.base_commit}..{self.branch}")
+        return True
+
+    def commit_of(self, ref: str) -> str | None:
+        """The commit `ref` names in this clone (e.g. `origin/main`), or None."""
+        try:
+            return str(self._repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}"))
+        except git.GitCommandError:
+            return None
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """Whether `older` is `newer` or in its history (False when either is unknown)."""
+        try:
+            self._repo.git.merge_base("--is-ancestor", older, newer)
+        except git.GitCommandError:
+            return False
+        return True
+
+    def new_changes(self, known: Sequence[str]) -> list[Change]:
+        """Each path added, changed or deleted by the branch's commits that none of the refs
+        `known` holds, with symlink targets: what a push of the branch brings to them."""
+        changes = []
+        with _git("listing the commits to push"):
+            shas = self._repo.git.rev_list("--reverse", self.branch, "--not", *known)
+            for sha in shas.split():
+                raw = self._repo.git.diff_tree(
+                    "-r", "-z", "-m", "--no-renames", "--no-commit-id", sha
+                )
+                fields = raw.split("\0")
+                for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+                    mode, blob = meta.split()[1], meta.split()[3]
+                    link = None
+                    if mode == "120000":
+                        data = self._repo.git.cat_file("blob", blob, stdout_as_string=False)
+                        link = bytes(data).decode("utf-8", errors="replace")
+                    changes.append(Change(sha, path, mode, link))
+        return changes
 
     def push(self) -> None:
         """Push the branch without force: if it moved on the remote, nothing is pushed."""
