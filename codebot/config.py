@@ -96,6 +96,8 @@ class GitHubConfig:
     reviewers: tuple[str, ...] = ()
     allowed_associations: tuple[str, ...] = TRUSTED_ASSOCIATIONS
     trigger_label: str = "codebot"
+    # Automatic follow-ups on a PR whose CI fails (codebot.ci_followup); 0 turns them off.
+    ci_attempts: int = 2
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ _REPO_KEYS: dict[str, set[str]] = {
     "sandbox": {"image", "memory", "cpus", "pids", "disk", "tmp_size"},
     "git": {"author_name", "author_email", "commit_template"},
     "context": {"tokens", "exclude"},
-    "github": {"draft", "labels", "reviewers"},
+    "github": {"draft", "labels", "reviewers", "ci_attempts"},
 }
 # Spec fields a repository may default (commands run inside the sandbox only).
 _SPEC_DEFAULT_KEYS = {

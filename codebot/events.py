@@ -2,7 +2,8 @@
 
 Pure apart from `load_event`: the payload is data in, a frozen value out, so every rule about
 who may start the bot is testable without GitHub. Payloads are untrusted input; a missing key
-is a `ConfigError` naming it, never a KeyError deep in the run.
+is a `ConfigError` naming it, never a KeyError deep in the run. A little over 400 lines: the
+CI events share the payload readers below, and splitting them off would duplicate those.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeAlias
 
-from codebot.config import TRUSTED_ASSOCIATIONS
+from codebot.config import TRUSTED_ASSOCIATIONS, GitConfig
 from codebot.errors import ConfigError
 
 DEFAULT_LABEL = "codebot"
 
-TriggerKind = Literal["issue", "pr_followup", "spec"]
+TriggerKind = Literal["issue", "pr_followup", "spec", "ci_followup"]
+CiSource = Literal["workflow_run", "check_suite"]
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 # Case-insensitive like the workflow's startsWith() filter, so a "/Codebot" that passed the
 # job filter is not silently dropped here.
@@ -54,6 +57,12 @@ class Trigger:
     ref: str | None = None
     comment_id: int | None = None
     review: ReviewContext | None = None
+    # A CI failure: the workflow run (or check suite) that failed, on which commit, and the
+    # workflow's (or CI app's) name.
+    ci_run_id: int | None = None
+    ci_source: CiSource | None = None
+    ci_name: str = ""
+    head_sha: str | None = None
 
     @property
     def number(self) -> int | None:
@@ -87,6 +96,7 @@ def trigger_from_event(
     *,
     allowed_associations: Collection[str] = TRUSTED_ASSOCIATIONS,
     label: str = DEFAULT_LABEL,
+    branch_prefix: str = GitConfig.branch_prefix,
 ) -> Reaction:
     """Decide what `codebot action` does for this event.
 
@@ -107,6 +117,10 @@ def trigger_from_event(
         return _review_comment(payload, allowed)
     if event_name == "workflow_dispatch":
         return _dispatch(payload)
+    if event_name == "workflow_run":
+        return _ci_failed("workflow_run", payload, branch_prefix)
+    if event_name == "check_suite":
+        return _ci_failed("check_suite", payload, branch_prefix)
     return Ignore(f"event `{event_name}` does not start codebot")
 
 
@@ -201,6 +215,55 @@ def _dispatch(p: Mapping[str, Any]) -> Reaction:
         spec_path=spec,
         ref=ref if isinstance(ref, str) and ref else None,
     )
+
+
+def _ci_failed(ev: CiSource, p: Mapping[str, Any], prefix: str) -> Reaction:
+    """CI that failed on codebot's own branch with its open PR: a follow-up nobody has to
+    ask for. Never a Refusal: no person asked, so there is nobody to answer. Forks are out:
+    their code is not codebot's to push to, and their CI is not its business."""
+    if (action := _req(p, "action", str, ev)) != "completed":
+        return Ignore(f"{ev}.{action} does not start codebot")
+    node = _req(p, ev, Mapping, ev)
+    if (conclusion := node.get("conclusion")) != "failure":
+        return Ignore(f"{ev} concluded {conclusion}, not failure")
+    app = node.get("app")
+    if ev == "check_suite" and _opt_str(app, "slug") == "github-actions":
+        return Ignore("GitHub Actions failures are followed through workflow_run events")
+    branch = node.get("head_branch")
+    if not isinstance(branch, str) or not branch.startswith(prefix):
+        return Ignore(f"{ev} on branch {branch!r}, not one of codebot's ({prefix}*)")
+    repo = _req(p, "repository.full_name", str, ev)
+    if ev == "workflow_run" and _opt_str(node.get("head_repository"), "full_name") != repo:
+        return Ignore(f"{ev} on a fork's branch {branch}")
+    number = _own_pull(node.get("pull_requests"), branch, _req(p, "repository.id", int, ev))
+    if number is None:
+        return Ignore(f"{ev} on {branch} has no open pull request from {repo} itself")
+    sha = _req(p, f"{ev}.head_sha", str, ev)
+    if not _SHA.fullmatch(sha):
+        raise ConfigError(f"the `{ev}` event payload has a malformed head_sha {sha[:80]!r}", "")
+    name = node.get("name") if ev == "workflow_run" else _opt_str(app, "name")
+    return Trigger(
+        kind="ci_followup",
+        repo=repo,
+        actor=_req(p, "sender.login", str, ev),
+        pr_number=number,
+        ci_run_id=_req(p, f"{ev}.id", int, ev),
+        ci_source=ev,
+        ci_name=name if isinstance(name, str) else "",
+        head_sha=sha,
+    )
+
+
+def _own_pull(pulls: object, branch: str, repo_id: int) -> int | None:
+    """The number of the PR from `branch` whose head and base are both this repository."""
+    for pull in pulls if isinstance(pulls, list) else []:
+        if not isinstance(pull, Mapping):
+            continue
+        head, base = pull.get("head"), pull.get("base")
+        ends = [_opt_int(_map(_map(end).get("repo")), "id") for end in (head, base)]
+        if _map(head).get("ref") == branch and ends == [repo_id, repo_id]:
+            return _opt_int(pull, "number")
+    return None
 
 
 @dataclass(frozen=True)
@@ -312,6 +375,15 @@ def _req(payload: Mapping[str, Any], dotted: str, kind: type[Any], event: str) -
 def _opt_int(node: Mapping[str, Any], key: str) -> int | None:
     value = node.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _map(node: object) -> Mapping[str, Any]:
+    return node if isinstance(node, Mapping) else {}
+
+
+def _opt_str(node: object, key: str) -> str | None:
+    value = node.get(key) if isinstance(node, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def load_event(env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:

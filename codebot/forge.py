@@ -2,28 +2,38 @@
 
 The only module importing `github`. Every PyGithub or network failure leaves here as a
 one-line ForgeError; the token never appears in a message. `api_url` may point at GitHub
-Enterprise or a local test server: PyGithub follows the URLs the API returns.
+Enterprise or a local test server: PyGithub follows the URLs the API returns. A little over
+400 lines: the CI reads (failed jobs, their logs, check runs) must live here too, since this is
+the one module that may import PyGithub.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import urllib.request
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import github
+from github.CheckRun import CheckRun
 from github.PullRequest import PullRequest
 from github.Repository import Repository
+from github.WorkflowJob import WorkflowJob
 
 from codebot.errors import ConfigError, ForgeError
-from codebot.records import IssueInfo, PullInfo, RepoInfo
-from codebot.text import clip
+from codebot.records import FailedJob, IssueInfo, PullInfo, RepoInfo
+from codebot.text import CUT, clip
 
 DEFAULT_API_URL = "https://api.github.com"
 _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+LOG_LIMIT = 200_000  # bytes of a job's log kept (its tail: where the failure is)
+_LOG_DOWNLOAD_LIMIT = 32_000_000  # bytes read at most; a longer log keeps what was read
+_FAILED = frozenset({"failure", "timed_out", "startup_failure"})
+_MAX_FAILED_JOBS = 10  # a matrix can fail 50 ways at once; the model needs a few
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class GitHubForge:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = token
+        self._timeout_s = options.timeout_s
         self._gh = github.Github(
             auth=github.Auth.Token(token),
             base_url=self.api_url,
@@ -158,6 +169,44 @@ class GitHubForge:
             pull = self._find_open(repo, full_name, head)
         return None if pull is None else pull.body or ""
 
+    def edit_pr_body(self, full_name: str, number: int, body: str) -> None:
+        with self._calling(f"updating pull request {full_name}#{number}"):
+            self._repo(full_name).get_pull(number).edit(body=body)
+
+    def read_file(self, full_name: str, path: str, ref: str | None = None) -> str | None:
+        """A file's text on `ref` (the default branch when None); None when absent."""
+        with self._calling(f"reading {path} of {full_name}"):
+            repo = self._repo(full_name)
+            try:
+                found = repo.get_contents(path, ref) if ref else repo.get_contents(path)
+            except github.UnknownObjectException:
+                return None
+            if isinstance(found, list) or found.type != "file" or found.encoding != "base64":
+                return None  # a directory, a link, or a file too large for the API
+            return found.decoded_content.decode("utf-8", "replace")
+
+    def failed_jobs(self, full_name: str, run_id: int) -> tuple[FailedJob, ...]:
+        """The failed jobs of the run's latest attempt, each with the tail of its log."""
+        with self._calling(f"reading the jobs of workflow run {run_id} in {full_name}"):
+            jobs = self._repo(full_name).get_workflow_run(run_id).jobs()
+            failed = [j for j in jobs if j.conclusion in _FAILED][:_MAX_FAILED_JOBS]
+            steps = [tuple(s.name for s in j.steps if s.conclusion in _FAILED) for j in failed]
+        return tuple(
+            FailedJob(j.id, j.name, j.conclusion or "", names, self._job_log(full_name, j),
+                      j.html_url or "")
+            for j, names in zip(failed, steps, strict=True)
+        )  # fmt: skip
+
+    def failed_checks(self, full_name: str, suite_id: int) -> tuple[FailedJob, ...]:
+        """A third-party CI's failed check runs; their output stands in for a log."""
+        with self._calling(f"reading the check runs of check suite {suite_id} in {full_name}"):
+            runs = self._repo(full_name).get_check_suite(suite_id).get_check_runs()
+            failed = [r for r in runs if r.conclusion in _FAILED][:_MAX_FAILED_JOBS]
+            return tuple(
+                FailedJob(r.id, r.name, r.conclusion, (), _check_output(r), r.html_url or "")
+                for r in failed
+            )
+
     def is_protected(self, full_name: str, branch: str) -> bool:
         """Whether `branch` has protection rules; a branch that does not exist is not.
 
@@ -218,6 +267,25 @@ class GitHubForge:
         except _Unprocessable as exc:
             return f"review not requested from {reviewer}: {exc.detail}"
         return ""
+
+    def _job_log(self, full_name: str, job: WorkflowJob) -> str:
+        """The tail of a job's log. GitHub answers the logs endpoint with a redirect to a
+        short-lived download URL; that URL is fetched without the token (it is another host).
+        A log that is gone (logs expire) or unreadable becomes a note, not a failed run:
+        the job's name and failed steps still say what to fix."""
+        with self._calling(f"locating the log of job {job.id} in {full_name}"):
+            try:
+                location = job.logs_url()
+            except github.GithubException as exc:
+                if exc.status not in (404, 410):
+                    raise
+                return f"(the log of this job is no longer available: HTTP {exc.status})"
+        if urlsplit(location).scheme not in ("http", "https"):
+            return "(the log of this job is at a URL codebot does not fetch)"
+        try:
+            return _download_tail(location, LOG_LIMIT, self._timeout_s)
+        except OSError as exc:
+            return f"(the log of this job could not be downloaded: {type(exc).__name__})"
 
     @contextmanager
     def _calling(self, action: str) -> Iterator[None]:
@@ -315,6 +383,31 @@ def _detail(exc: github.GithubException) -> str:
     return clip(text, 300)
 
 
+def _download_tail(url: str, limit: int, timeout_s: float) -> str:
+    """The last `limit` bytes of the text at `url`, read in chunks so that a huge log never
+    sits in memory whole; reading stops after _LOG_DOWNLOAD_LIMIT bytes."""
+    request = urllib.request.Request(url, headers={"User-Agent": "codebot"})
+    kept: deque[bytes] = deque()
+    size = total = 0
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # caller checked: http(s)
+        while total < _LOG_DOWNLOAD_LIMIT and (chunk := response.read(65_536)):
+            kept.append(chunk)
+            size, total = size + len(chunk), total + len(chunk)
+            while size - len(kept[0]) >= limit:
+                size -= len(kept.popleft())
+    data = b"".join(kept)
+    if len(data) <= limit and total == size:
+        return data.decode("utf-8", "replace")
+    text = data[-limit:].decode("utf-8", "replace")
+    return CUT + text[text.find("\n") + 1 :]  # from the first whole line
+
+
+def _check_output(run: CheckRun) -> str:
+    output = run.output
+    parts = (output.title, output.summary, output.text) if output else ()
+    return clip("\n\n".join(p for p in parts if p), LOG_LIMIT)
+
+
 def _pull_info(pull: PullRequest) -> PullInfo:
     return PullInfo(
         number=pull.number,
@@ -324,4 +417,5 @@ def _pull_info(pull: PullRequest) -> PullInfo:
         draft=bool(pull.draft),
         state=pull.state,
         title=pull.title,
+        head_sha=pull.head.sha or "",
     )

@@ -3,17 +3,22 @@ one pull request; and the dispatch of a GitHub Actions event.
 
 The branch is always a codebot branch, never the default or a protected one, and is pushed
 without force. Everything sent to GitHub (PR body, comments) passes through the redactor.
+With an artifact directory a run is only planned (read-only; `codebot publish` writes it).
+Longer than our usual module: the one-job run and its plan half share every stage here, so
+they cannot drift apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
+from codebot import ci_followup, pr_history, prompts, prose, publish, report, stops
 from codebot import config as cfg
-from codebot import pr_history, prompts, prose, report, stops
 from codebot.detect import detect_from
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
@@ -39,6 +44,7 @@ class GitHubOutcome:
     files: report.RunFiles | None = None
     pull: PullInfo | None = None
     message: str = ""
+    artifact: Path | None = None  # where a plan went (`--artifact`), for `codebot publish`
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,9 @@ def run_issue(
     env: Mapping[str, str],
     on_event: Event = lambda _: None,
     instruction: str | None = None,
+    artifact: Path | None = None,
 ) -> GitHubOutcome:
+    """An issue to a branch and one PR; with `artifact`, only the plan of them (read-only)."""
     issue = forge.issue(full_name, number)
     if issue.is_pull_request:
         raise ConfigError(
@@ -72,7 +80,7 @@ def run_issue(
     branch = _issue_branch(repo, number, issue.title, settings, env.get("GITHUB_TOKEN"))
     target = Target(full_name, number, branch, issue.title, number)
     spec_for = partial(_issue_spec, issue, instruction)
-    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event, artifact)
 
 
 def run_followup(
@@ -84,6 +92,7 @@ def run_followup(
     env: Mapping[str, str],
     on_event: Event = lambda _: None,
     review: ReviewContext | None = None,
+    artifact: Path | None = None,
 ) -> GitHubOutcome:
     """A `/codebot <instruction>` on the bot's own PR: more commits on the same branch."""
     pull = forge.pull(full_name, pr_number)
@@ -95,7 +104,8 @@ def run_followup(
     found = re.search(r"issue-(\d+)-", pull.head)
     target = Target(full_name, pr_number, pull.head, pull.title, int(found[1]) if found else None)
     spec_for = partial(_followup_spec, pull, instruction, review)
-    return _run_remote(forge, forge.repo(full_name), target, spec_for, settings, env, on_event)
+    repo = forge.repo(full_name)
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event, artifact)
 
 
 def run_spec(
@@ -106,6 +116,7 @@ def run_spec(
     settings: cfg.Settings,
     env: Mapping[str, str],
     on_event: Event = lambda _: None,
+    artifact: Path | None = None,
 ) -> GitHubOutcome:
     """`codebot run SPEC` (text given) or a dispatched spec path read from the default branch."""
     repo = forge.repo(full_name)
@@ -115,28 +126,36 @@ def run_spec(
     slug = probe.slug if probe else slugify(spec_path.rsplit("/", 1)[-1].rsplit(".", 1)[0])
     target = Target(full_name, 0, f"{settings.git.branch_prefix}{slug}", "", None)
     spec_for = partial(_file_spec, spec_text, spec_path)
-    return _run_remote(forge, repo, target, spec_for, settings, env, on_event)
+    return _run_remote(forge, repo, target, spec_for, settings, env, on_event, artifact)
 
 
 def run_action(
-    env: Mapping[str, str], settings: cfg.Settings, on_event: Event = lambda _: None
+    env: Mapping[str, str],
+    settings: cfg.Settings,
+    on_event: Event = lambda _: None,
+    artifact: Path | None = None,
 ) -> GitHubOutcome:
-    """`codebot action`: read the event GitHub Actions gives us and act on it."""
+    """`codebot action`: read the event GitHub Actions gives us and act on it. With
+    `artifact`, write nothing to GitHub: what would be written is left there instead."""
     name, payload = load_event(env)
     reaction = trigger_from_event(
         name,
         payload,
         allowed_associations=settings.github.allowed_associations,
         label=settings.github.trigger_label,
+        branch_prefix=settings.git.branch_prefix,
     )
     if isinstance(reaction, Ignore):
         return GitHubOutcome("ignored", message=reaction.reason)
     forge = GitHubForge.from_env(env)
     if isinstance(reaction, Refusal):
-        if reaction.repo and reaction.number is not None:
+        if reaction.repo and reaction.number is not None and artifact is not None:
+            plan = publish.Plan(reaction.repo, reaction.number, comments=(reaction.polite_message,))
+            publish.write_artifact(artifact, plan)
+        elif reaction.repo and reaction.number is not None:
             forge.comment(reaction.repo, reaction.number, reaction.polite_message)
-        return GitHubOutcome("refused", message=reaction.reason)
-    return _dispatch(forge, reaction, settings, env, on_event)
+        return GitHubOutcome("refused", message=reaction.reason, artifact=artifact)
+    return _dispatch(forge, reaction, settings, env, on_event, artifact)
 
 
 def _dispatch(
@@ -145,16 +164,21 @@ def _dispatch(
     settings: cfg.Settings,
     env: Mapping[str, str],
     on_event: Event,
+    artifact: Path | None,
 ) -> GitHubOutcome:
     if t.kind == "issue" and t.issue_number is not None:
-        return run_issue(forge, t.repo, t.issue_number, settings, env, on_event, t.instruction)
+        return run_issue(
+            forge, t.repo, t.issue_number, settings, env, on_event, t.instruction, artifact
+        )
     if t.kind == "pr_followup" and t.pr_number is not None:
         instruction = t.instruction or ""
         return run_followup(
-            forge, t.repo, t.pr_number, instruction, settings, env, on_event, t.review
+            forge, t.repo, t.pr_number, instruction, settings, env, on_event, t.review, artifact
         )
     if t.kind == "spec" and t.spec_path:
-        return run_spec(forge, t.repo, None, t.spec_path, settings, env, on_event)
+        return run_spec(forge, t.repo, None, t.spec_path, settings, env, on_event, artifact)
+    if t.kind == "ci_followup":
+        return ci_followup.run_ci_followup(forge, t, settings, env, on_event, artifact)
     raise ConfigError(f"cannot act on a `{t.kind}` trigger without its number or path", "")
 
 
@@ -210,77 +234,149 @@ def _run_remote(
     settings: cfg.Settings,
     env: Mapping[str, str],
     on_event: Event,
+    artifact: Path | None = None,
 ) -> GitHubOutcome:
     preflight(settings)
     _check_branch(forge, repo, target.branch, settings)
     redact = Redactor.from_env(env, [settings.model.api_key])
+    job = _Job(forge, repo, target, spec_for, env, on_event, redact)
+    if artifact is not None:
+        return _plan(job, settings, artifact)
     with _locked(forge, target):
-        ws = Workspace.clone(
-            repo.clone_url, target.branch, repo.default_branch, env.get("GITHUB_TOKEN")
-        )
+        ws = job.clone()
         try:
-            found = detect_from(sorted(ws.base_files()), ws.read_base_file)
-            settings = cfg.with_detected(settings, found)
-            settings = cfg.with_repo_file(settings, ws.read_base_file(".codebot.yml"))
-            spec = with_overrides(spec_for(ws, settings), settings)
-            settings = replace(settings, notes=(*settings.notes, *cfg.detected_notes(spec, found)))
-            _say(forge, target, redact, f"🤖 codebot is working on this in branch `{ws.branch}`.")
-            solved = solve(spec, settings, ws, env, on_event)
-            record = solved.record
-            # Earlier runs on this PR, as its body lists them: the new body keeps them.
-            earlier = pr_history.earlier_runs(forge.open_pr_body(repo.full_name, ws.branch))
-
-            def write(record: RunRecord) -> report.RunFiles:
-                return report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
-                                        solved.prompt, redact, target.closes, earlier)  # fmt: skip
-
-            files = write(record)
-            pull = None
+            start = f"🤖 codebot is working on this in branch `{ws.branch}`."
+            run = _solve_remote(job, settings, ws, partial(job.say, start))
+            record, files, pull = run.record, run.write(run.record), None
             if record.head_commit is not None:
                 try:
-                    title = prose.inline(redact(target.title or spec.title))
-                    body = redact(
-                        report.render_pr_body(
-                            record, solved.patch, target.closes, earlier, redact=redact
-                        )
-                    )
-                    pull = _publish(forge, repo, ws, title, body, record.passed, settings, on_event)
+                    pull = _publish(job, ws, run)
                 except CodebotError as exc:
-                    write(replace(record, published=f"not published: {exc.one_line()}"))
+                    run.write(replace(record, published=f"not published: {exc.one_line()}"))
                     raise
                 record = replace(record, published=f"pushed {ws.branch}; pull request {pull.url}")
-                files = write(record)
-            _say(forge, target, redact, _final_comment(record, pull))
+                files = run.write(record)
+            job.say(_final_comment(record, None if pull is None else f"#{pull.number}"))
             return GitHubOutcome(record.stop_reason, record, files, pull)
         except CodebotError as exc:
-            _say(forge, target, redact, f"⚠️ codebot stopped: {exc.one_line()}")
+            job.say(f"⚠️ codebot stopped: {exc.one_line()}")
             raise
         finally:
             ws.cleanup()
 
 
-def _publish(
-    forge: Forge,
-    repo: RepoInfo,
-    ws: Workspace,
-    title: str,
-    body: str,
-    passed: bool,
-    settings: cfg.Settings,
-    on_event: Event,
-) -> PullInfo:
+@dataclass(frozen=True)
+class _Job:
+    """One run on GitHub, as every stage of it reads it."""
+
+    forge: Forge
+    repo: RepoInfo
+    target: Target
+    spec_for: SpecFor
+    env: Mapping[str, str]
+    on_event: Event
+    redact: Redactor
+
+    def clone(self) -> Workspace:
+        r, token = self.repo, self.env.get("GITHUB_TOKEN")
+        return Workspace.clone(r.clone_url, self.target.branch, r.default_branch, token)
+
+    def say(self, text: str) -> None:
+        for safe in self.as_said(text):
+            self.forge.comment(self.target.repo, self.target.number, safe)
+
+    def as_said(self, text: str) -> tuple[str, ...]:
+        """A comment as `say` posts it (it quotes stop details and errors: redacted first,
+        then made inert), or none without an issue or PR to post it on."""
+        return (prose.neutralise(self.redact(text)),) if self.target.number else ()
+
+
+@dataclass(frozen=True)
+class _Solved:
+    """A run on GitHub before anything is published. `write` writes its run files."""
+
+    record: RunRecord
+    title: str
+    body: str  # empty when there is no commit to propose
+    settings: cfg.Settings
+    write: Callable[[RunRecord], report.RunFiles]
+
+
+def _solve_remote(
+    job: _Job, settings: cfg.Settings, ws: Workspace, started: Callable[[], None] = lambda: None
+) -> _Solved:
+    """Configure from the base commit, run, and render the PR's title and body: what a
+    one-job run and a plan both do before either writes anything."""
+    found = detect_from(sorted(ws.base_files()), ws.read_base_file)
+    settings = cfg.with_detected(settings, found)
+    settings = cfg.with_repo_file(settings, ws.read_base_file(".codebot.yml"))
+    spec = with_overrides(job.spec_for(ws, settings), settings)
+    settings = replace(settings, notes=(*settings.notes, *cfg.detected_notes(spec, found)))
+    started()
+    solved = solve(spec, settings, ws, job.env, job.on_event)
+    record, closes, redact = solved.record, job.target.closes, job.redact
+    # Earlier runs on this PR, as its body lists them: the new body keeps them.
+    earlier = pr_history.earlier_runs(job.forge.open_pr_body(job.repo.full_name, ws.branch))
+
+    def write(record: RunRecord) -> report.RunFiles:
+        return report.write_run(settings.runs_dir / record.run_id, record, solved.patch,
+                                solved.prompt, redact, closes, earlier)  # fmt: skip
+
+    title = prose.inline(redact(job.target.title or spec.title))
+    body = ""
+    if record.head_commit is not None:
+        body = redact(report.render_pr_body(record, solved.patch, closes, earlier, redact=redact))
+    return _Solved(record, title, body, settings, write)
+
+
+def _plan(job: _Job, settings: cfg.Settings, artifact: Path) -> GitHubOutcome:
+    """The read-only half of a run: everything up to the first write to GitHub or the
+    remote, left in `artifact` for `codebot publish`. No lock label and no start comment
+    (both are writes): the workflow's concurrency group keeps runs apart instead."""
+    t = job.target
+    ws = job.clone()
+    try:
+        run = _solve_remote(job, settings, ws)
+        record, s = run.record, run.settings
+        change = record.head_commit is not None
+        if change:
+            record = replace(record, published=f"planned {ws.branch}; artifact {artifact}")
+        files = run.write(record)
+        said = _final_comment(record, publish.PULL_PLACEHOLDER if change else None)
+        plan = publish.Plan(
+            t.repo, t.number, branch=ws.branch if change else "", closes=t.closes,
+            base_branch=job.repo.default_branch, base_commit=ws.base_commit,
+            head_commit=record.head_commit or "", title=run.title, body=run.body,
+            draft=_draft(s.github.draft, record.passed), labels=s.github.labels,
+            reviewers=s.github.reviewers, stop_reason=record.stop_reason, run_id=record.run_id,
+            cost_usd=record.cost_usd, comments=job.as_said(said),
+        )  # fmt: skip
+        publish.write_artifact(artifact, plan, ws, files.run_json)
+        job.on_event(f"plan written to {artifact}; `codebot publish` it to push")
+        return GitHubOutcome(record.stop_reason, record, files, artifact=artifact)
+    except CodebotError as exc:
+        stopped = job.as_said(f"⚠️ codebot stopped: {exc.one_line()}")
+        with contextlib.suppress(CodebotError, OSError):  # the error in flight is the one to tell
+            publish.write_artifact(artifact, publish.Plan(t.repo, t.number, comments=stopped))
+        raise
+    finally:
+        ws.cleanup()
+
+
+def _publish(job: _Job, ws: Workspace, run: _Solved) -> PullInfo:
     """Push the branch, never forced, then open or update its one pull request."""
     ws.push()
-    on_event(f"pushed {ws.branch}")
-    return forge.open_or_update_pr(
-        repo.full_name,
+    job.on_event(f"pushed {ws.branch}")
+    github = run.settings.github
+    return job.forge.open_or_update_pr(
+        job.repo.full_name,
         head=ws.branch,
-        base=repo.default_branch,
-        title=title,
-        body=body,
-        draft=_draft(settings.github.draft, passed),
-        labels=settings.github.labels,
-        reviewers=settings.github.reviewers,
+        base=job.repo.default_branch,
+        title=run.title,
+        body=run.body,
+        draft=_draft(github.draft, run.record.passed),
+        labels=github.labels,
+        reviewers=github.reviewers,
     )
 
 
@@ -324,27 +420,22 @@ class _locked:
             self.forge.remove_label(self.target.repo, self.target.number, LOCK_LABEL)
 
 
-def _say(forge: Forge, target: Target, redact: Redactor, text: str) -> None:
-    if target.number:
-        # The comment quotes stop details and errors: redacted first, then made inert.
-        forge.comment(target.repo, target.number, prose.neutralise(redact(text)))
-
-
 def _draft(policy: str, passed: bool) -> bool:
     return policy == "always" or (policy == "auto" and not passed)
 
 
-def _final_comment(record: RunRecord, pull: PullInfo | None) -> str:
+def _final_comment(record: RunRecord, pull: str | None) -> str:
+    """`pull` names the PR the change went to (`#12`), None when there is none."""
     cost = "" if record.cost_usd is None else f", ${record.cost_usd:.4f}"
     stats = (
         f"{len(record.iterations)} iteration(s), {record.usage.total_tokens:,} tokens{cost}; "
         f"run `{record.run_id}`"
     )
     if record.passed and pull is not None:
-        return f"✅ Pull request #{pull.number} is ready for review: all checks passed ({stats})."
+        return f"✅ Pull request {pull} is ready for review: all checks passed ({stats})."
     if record.stop_reason == "nothing_to_do":
         return f"✅ Nothing to change: {record.stop_detail} ({stats})."
     why = f"{stops.text(record.stop_reason)} ({record.stop_detail})"
     if pull is not None:
-        return f"⚠️ {why}. The partial change is in draft pull request #{pull.number} ({stats})."
+        return f"⚠️ {why}. The partial change is in draft pull request {pull} ({stats})."
     return f"⚠️ {why}, with no change to propose ({stats})."

@@ -9,6 +9,11 @@ The body is editable by anyone with write access, so what is read back is data: 
 JSON, every field type-checked, anything else dropped, and only the newest runs kept. Only
 the body's last line is read: codebot writes its list there, and text the model or an issue
 wrote sits above it, so a list planted in that text is never taken for codebot's own.
+
+CI follow-ups (codebot.ci_followup) are counted here too, not in memory, because every
+workflow job starts from nothing: a CI follow-up run's own summary names the CI run it
+answered (its kind is "ci-follow-up"), and bookkeeping entries, never shown in the table,
+record an attempt *before* it runs and the stop once the cap is reached.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from codebot.text import clip
 
 MAX_RUNS = 30
 _MARK = re.compile(r"<!-- codebot:runs (\[.*\]) -->")
+CI_FOLLOW_UP = "ci-follow-up"  # a run that answered a CI failure
+CI_ATTEMPT = "ci-attempt"  # an automatic CI follow-up, recorded as it starts
+CI_STOPPED = "ci-stopped"  # the attempt cap was reached and the PR was told so
+_BOOKKEEPING = frozenset({CI_ATTEMPT, CI_STOPPED})
+_CI_KEY = re.compile(r"(?:run|suite):[0-9]{1,19}")
+# How a CI follow-up's request begins (prompts/followup.md, then prompts/ci_failure.md).
+_CI_REQUEST = re.compile(r"Follow-up requested on the pull request:\nCI follow-up \((\S+)\)")
 
 
 MAX_EXPLANATION = 300  # characters of a run's explanation kept for later bodies
@@ -51,11 +63,53 @@ class RunSummary:
     cost_usd: float | None
     explanation: str = ""  # what the model said it changed (redacted, cut)
     base: tuple[BaseCheck, ...] = ()  # the checks on the base branch, from a run that began there
+    ci: str = ""  # the CI run a CI entry answers: "run:<workflow run id>" or "suite:<id>"
+
+    @property
+    def bookkeeping(self) -> bool:
+        """An entry that records a CI decision rather than a run: kept, never tabled."""
+        return self.kind in _BOOKKEEPING
+
+
+def ci_entry(kind: str, ci: str, at: str) -> RunSummary:
+    """A bookkeeping entry (CI_ATTEMPT or CI_STOPPED) for CI run `ci`, made at `at`."""
+    if kind not in _BOOKKEEPING or not _CI_KEY.fullmatch(ci):
+        raise ValueError(f"not a CI entry: {kind} {ci}")
+    return RunSummary(f"{kind}-{ci}", at, kind, "started" if kind == CI_ATTEMPT else "stopped",
+                      0, 0, None, ci=ci)  # fmt: skip
+
+
+def ci_attempts(runs: Sequence[RunSummary]) -> tuple[str, ...]:
+    """The CI runs a PR had automatic follow-ups for, oldest first, each once: an attempt is
+    recorded as it starts and again by its run. One whose key an edit mangled still counts."""
+    keys: list[str] = []
+    for run in runs:
+        if run.kind in (CI_ATTEMPT, CI_FOLLOW_UP) and not (run.ci and run.ci in keys):
+            keys.append(run.ci)
+    return tuple(keys)
+
+
+def handled_ci(runs: Sequence[RunSummary]) -> frozenset[str]:
+    """The CI runs codebot already answered (with an attempt, its run, or its stop)."""
+    kinds = (*_BOOKKEEPING, CI_FOLLOW_UP)
+    return frozenset(r.ci for r in runs if r.kind in kinds and r.ci)
+
+
+def with_entry(body: str | None, entry: RunSummary) -> str:
+    """`body` with `entry` added to its hidden list and every other line as it was: how a CI
+    follow-up records itself before its run (or instead of one) rewrites the body."""
+    lines = (body or "").rstrip().splitlines()
+    if lines and _MARK.fullmatch(lines[-1].strip()):
+        lines = lines[:-1]
+    return "\n".join([*lines, render(earlier_runs(body), entry)[-1]]) + "\n"
 
 
 def summary_of(record: RunRecord, explanation: str = "") -> RunSummary:
     description = str(record.spec.get("description", ""))
     kind = "follow-up" if description.startswith("Follow-up requested") else "task"
+    found = _CI_REQUEST.match(description)
+    ci = found[1] if found and _CI_KEY.fullmatch(found[1]) else ""
+    kind = CI_FOLLOW_UP if ci else kind
     base = () if record.continued else tuple(
         BaseCheck(c.name, c.passed, clip(neutralise(c.reason), 80), c.tests_passed,
                   None if c.tests_failed is None else c.tests_failed + (c.tests_errors or 0))
@@ -71,6 +125,7 @@ def summary_of(record: RunRecord, explanation: str = "") -> RunSummary:
         record.cost_usd,
         clip(neutralise(" ".join(explanation.split())), MAX_EXPLANATION),
         base,
+        ci,
     )
 
 
@@ -103,6 +158,15 @@ def render(earlier: Sequence[RunSummary], current: RunSummary) -> list[str]:
     list the next run reads."""
     others = [r for r in earlier if r.run_id != current.run_id]
     runs = [*others[len(others) - (MAX_RUNS - 1) :], current]
+    lines = _table([r for r in runs if not r.bookkeeping])
+    payload = json.dumps([_plain(r) for r in runs], separators=(",", ":"))
+    # Model prose travels inside an HTML comment: no `<`, `>` or `&` may appear raw in it.
+    payload = payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return [*lines, f"<!-- codebot:runs {payload} -->"]
+
+
+def _table(runs: Sequence[RunSummary]) -> list[str]:
+    """The table of runs people read, when there is more than one."""
     lines: list[str] = []
     if len(runs) > 1:
         lines += [
@@ -119,10 +183,7 @@ def render(earlier: Sequence[RunSummary], current: RunSummary) -> list[str]:
         known = [r.cost_usd for r in runs if r.cost_usd is not None]
         total = f"${sum(known):.4f}" + (" (some unknown)" if len(known) < len(runs) else "")
         lines += ["", f"Total: {sum(r.tokens for r in runs):,} tokens, {total}.", ""]
-    payload = json.dumps([_plain(r) for r in runs], separators=(",", ":"))
-    # Model prose travels inside an HTML comment: no `<`, `>` or `&` may appear raw in it.
-    payload = payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    return [*lines, f"<!-- codebot:runs {payload} -->"]
+    return lines
 
 
 _SAFE = re.compile(r"[A-Za-z0-9:+._ -]{1,40}")
@@ -145,10 +206,13 @@ def _read(item: object) -> RunSummary | None:
     explanation = item.get("explanation", "")
     if not isinstance(explanation, str):
         return None
+    ci = item.get("ci", "")
+    # A mangled key is dropped but its entry kept: a CI attempt still counts towards the cap.
+    ci = ci if isinstance(ci, str) and _CI_KEY.fullmatch(ci) else ""
     return RunSummary(run_id, finished_at, kind, stop_reason, counts[0], counts[1],
                       None if cost is None else float(cost),
                       clip(neutralise(explanation), MAX_EXPLANATION),
-                      _base(item.get("base", [])))  # fmt: skip
+                      _base(item.get("base", [])), ci)  # fmt: skip
 
 
 def _base(raw: object) -> tuple[BaseCheck, ...]:
@@ -173,6 +237,7 @@ def _base(raw: object) -> tuple[BaseCheck, ...]:
 
 
 def _plain(run: RunSummary) -> dict[str, object]:
+    ci = {"ci": run.ci} if run.ci else {}  # bodies of PRs without CI follow-ups stay as before
     return {
         "run_id": run.run_id,
         "finished_at": run.finished_at,
@@ -183,4 +248,5 @@ def _plain(run: RunSummary) -> dict[str, object]:
         "cost_usd": run.cost_usd,
         "explanation": run.explanation,
         "base": [[c.name, c.passed, c.reason, c.tests_passed, c.tests_failed] for c in run.base],
+        **ci,
     }

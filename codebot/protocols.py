@@ -18,6 +18,7 @@ from codebot.records import (
     Edit,
     EditOutcome,
     ExecResult,
+    FailedJob,
     IssueInfo,
     Message,
     PullInfo,
@@ -115,6 +116,22 @@ class Forge(Protocol):
 
     def open_pr_body(self, full_name: str, head: str) -> str | None:
         """The body of the open PR from branch `head`; None when there is none."""
+        ...
+
+    def edit_pr_body(self, full_name: str, number: int, body: str) -> None:
+        """Replace a PR's body (and nothing else about it)."""
+        ...
+
+    def read_file(self, full_name: str, path: str, ref: str | None = None) -> str | None:
+        """A file's text on `ref` (the default branch when None); None when it is absent."""
+        ...
+
+    def failed_jobs(self, full_name: str, run_id: int) -> tuple[FailedJob, ...]:
+        """The jobs of workflow run `run_id` that failed, each with the tail of its log."""
+        ...
+
+    def failed_checks(self, full_name: str, suite_id: int) -> tuple[FailedJob, ...]:
+        """The check runs of check suite `suite_id` that failed, with their output as log."""
         ...
 
     def open_or_update_pr(

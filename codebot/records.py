@@ -226,6 +226,21 @@ class PullInfo:
     title: str = ""
     created: bool = False
     warnings: tuple[str, ...] = ()
+    head_sha: str = ""  # the commit the head branch points at, as GitHub last saw it
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """One failed CI job (a workflow job, or a third-party check run) as the forge reports
+    it. `log` is the job's raw log (a check run's title, summary and text), cut to its tail
+    when long: written by the repository's code and tools, so it is untrusted input."""
+
+    id: int
+    name: str
+    conclusion: str
+    failed_steps: tuple[str, ...]
+    log: str
+    url: str = ""
 
 
 def to_jsonable(value: Any) -> Any:

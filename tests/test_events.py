@@ -400,6 +400,183 @@ def test_dispatch_without_spec_input_names_the_key() -> None:
         trigger_from_event("workflow_dispatch", payload)
 
 
+# CI that failed on codebot's PR: workflow_run and check_suite
+
+
+BRANCH = "codebot/issue-42-support-minutes-in-parse-duration"
+SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+
+
+def test_failed_workflow_run_on_codebots_pr_starts_a_ci_follow_up() -> None:
+    decision = trigger_from_event("workflow_run", fixture("workflow_run_failed"))
+
+    assert decision == Trigger(
+        kind="ci_followup",
+        repo="octo-org/hello-app",
+        actor="github-actions[bot]",
+        pr_number=57,
+        ci_run_id=9876543210,
+        ci_source="workflow_run",
+        ci_name="CI",
+        head_sha=SHA,
+    )
+    assert decision.number == 57
+
+
+def test_failed_check_suite_of_another_ci_starts_a_ci_follow_up() -> None:
+    decision = trigger_from_event("check_suite", fixture("check_suite_failed"))
+
+    assert isinstance(decision, Trigger)
+    assert (decision.kind, decision.pr_number, decision.ci_run_id) == (
+        "ci_followup",
+        57,
+        24170000777,
+    )
+    assert (decision.ci_source, decision.ci_name, decision.head_sha) == (
+        "check_suite",
+        "CircleCI Checks",
+        SHA,
+    )
+
+
+CI_EVENTS = [("workflow_run", "workflow_run_failed"), ("check_suite", "check_suite_failed")]
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+@pytest.mark.parametrize("conclusion", ["success", "cancelled", "skipped", "neutral", None])
+def test_ci_that_did_not_fail_is_ignored(event: str, name: str, conclusion: str | None) -> None:
+    payload = fixture(name)
+    payload[event]["conclusion"] = conclusion
+
+    decision = trigger_from_event(event, payload)
+
+    assert isinstance(decision, Ignore)
+    assert f"concluded {conclusion}" in decision.reason
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+@pytest.mark.parametrize("action", ["requested", "in_progress", "rerequested"])
+def test_ci_that_has_not_completed_is_ignored(event: str, name: str, action: str) -> None:
+    payload = fixture(name)
+    payload["action"] = action
+
+    assert isinstance(trigger_from_event(event, payload), Ignore)
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+@pytest.mark.parametrize("branch", ["main", "feature/codebot/x", "Codebot/issue-1", None])
+def test_ci_failure_on_a_branch_outside_the_prefix_is_ignored(
+    event: str, name: str, branch: str | None
+) -> None:
+    payload = fixture(name)
+    payload[event]["head_branch"] = branch
+
+    decision = trigger_from_event(event, payload)
+
+    assert isinstance(decision, Ignore)
+    assert "not one of codebot's (codebot/*)" in decision.reason
+
+
+def test_configured_branch_prefix_decides_which_branches_are_codebots() -> None:
+    payload = fixture("workflow_run_failed")
+    payload["workflow_run"]["head_branch"] = "bots/fix-1"
+    payload["workflow_run"]["pull_requests"][0]["head"]["ref"] = "bots/fix-1"
+
+    assert isinstance(trigger_from_event("workflow_run", payload, branch_prefix="bots/"), Trigger)
+    assert isinstance(trigger_from_event("workflow_run", payload), Ignore)
+
+
+def test_workflow_run_on_a_forks_branch_is_ignored() -> None:
+    payload = fixture("workflow_run_failed")
+    fork = payload["workflow_run"]["head_repository"]
+    fork["full_name"], fork["id"] = "mallory/hello-app", 99
+    payload["workflow_run"]["pull_requests"] = []  # GitHub lists none for a fork's PR
+
+    decision = trigger_from_event("workflow_run", payload)
+
+    assert isinstance(decision, Ignore)
+    assert "fork" in decision.reason
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+def test_ci_failure_whose_pull_request_comes_from_a_fork_is_ignored(event: str, name: str) -> None:
+    payload = fixture(name)
+    payload[event]["pull_requests"][0]["head"]["repo"]["id"] = 99  # same branch name, a fork
+
+    decision = trigger_from_event(event, payload)
+
+    assert isinstance(decision, Ignore)
+    assert "no open pull request" in decision.reason
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+def test_ci_failure_without_a_pull_request_is_ignored(event: str, name: str) -> None:
+    payload = fixture(name)
+    payload[event]["pull_requests"] = []
+
+    assert isinstance(trigger_from_event(event, payload), Ignore)
+
+
+def test_pull_request_listed_for_another_head_branch_does_not_count() -> None:
+    payload = fixture("workflow_run_failed")
+    payload["workflow_run"]["pull_requests"][0]["head"]["ref"] = "codebot/other"
+
+    assert isinstance(trigger_from_event("workflow_run", payload), Ignore)
+
+
+def test_check_suite_of_github_actions_is_left_to_workflow_run() -> None:
+    payload = fixture("check_suite_failed")
+    payload["check_suite"]["app"]["slug"] = "github-actions"
+
+    decision = trigger_from_event("check_suite", payload)
+
+    assert isinstance(decision, Ignore)
+    assert "workflow_run" in decision.reason
+
+
+@pytest.mark.parametrize(("event", "name"), CI_EVENTS)
+def test_ci_failure_is_never_refused_whoever_sent_it(event: str, name: str) -> None:
+    payload = fixture(name)
+    payload["sender"] = {"login": "drive-by", "type": "User"}
+
+    assert isinstance(trigger_from_event(event, payload, allowed_associations=()), Trigger)
+
+
+@pytest.mark.parametrize(
+    ("event", "name", "key"),
+    [
+        ("workflow_run", "workflow_run_failed", "workflow_run.id"),
+        ("workflow_run", "workflow_run_failed", "workflow_run.head_sha"),
+        ("workflow_run", "workflow_run_failed", "repository.id"),
+        ("check_suite", "check_suite_failed", "check_suite.id"),
+        ("check_suite", "check_suite_failed", "sender.login"),
+    ],
+)
+def test_ci_payload_missing_a_key_is_a_config_error_naming_it(
+    event: str, name: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"`{key}`"):
+        trigger_from_event(event, without(fixture(name), key))
+
+
+def test_ci_payload_with_a_malformed_head_sha_is_a_config_error() -> None:
+    payload = fixture("workflow_run_failed")
+    payload["workflow_run"]["head_sha"] = "HEAD; rm -rf /"
+
+    with pytest.raises(ConfigError, match="malformed head_sha"):
+        trigger_from_event("workflow_run", payload)
+
+
+def test_malformed_pull_request_entries_are_skipped_not_trusted() -> None:
+    payload = fixture("workflow_run_failed")
+    good = payload["workflow_run"]["pull_requests"][0]
+    payload["workflow_run"]["pull_requests"] = ["57", {"number": 58}, {**good, "head": "x"}, good]
+
+    decision = trigger_from_event("workflow_run", payload)
+
+    assert isinstance(decision, Trigger) and decision.pr_number == 57
+
+
 # Other events and malformed payloads
 
 

@@ -7,6 +7,7 @@ schemas built in). A missing linter fails the test: a silently skipped lint is n
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -195,8 +196,8 @@ def test_codebot_workflow_grants_nothing_at_top_level() -> None:
     assert load(CODEBOT)["permissions"] == {}
 
 
-def test_codebot_job_gets_only_the_writes_it_needs() -> None:
-    job = load(CODEBOT)["jobs"]["codebot"]
+def test_codebot_publish_job_gets_only_the_writes_it_needs() -> None:
+    job = load(CODEBOT)["jobs"]["publish"]
 
     assert job["permissions"] == {
         "contents": "write",
@@ -206,8 +207,9 @@ def test_codebot_job_gets_only_the_writes_it_needs() -> None:
 
 
 def test_codebot_runs_one_at_a_time_per_issue_or_pr() -> None:
-    job = load(CODEBOT)["jobs"]["codebot"]
-    concurrency = job.get("concurrency") or load(CODEBOT).get("concurrency")
+    # At the workflow level, so one group holds both jobs of a run: the next plan cannot
+    # start from a branch the previous publish has not pushed yet.
+    concurrency = load(CODEBOT).get("concurrency")
 
     assert concurrency is not None, "codebot.yml needs a `concurrency:` block"
     assert "github.event.issue.number" in concurrency["group"]
@@ -215,31 +217,107 @@ def test_codebot_runs_one_at_a_time_per_issue_or_pr() -> None:
     assert concurrency["cancel-in-progress"] is False
 
 
-def test_codebot_workflow_listens_to_the_four_triggers() -> None:
+def test_codebot_workflow_listens_to_the_four_triggers_and_failed_ci() -> None:
     on = triggers(load(CODEBOT))
 
     assert on["issues"] == {"types": ["labeled"]}
     assert on["issue_comment"] == {"types": ["created"]}
     assert on["pull_request_review_comment"] == {"types": ["created"]}
     assert "spec" in on["workflow_dispatch"]["inputs"]
+    assert on["workflow_run"]["types"] == ["completed"]
+    assert "codebot" not in on["workflow_run"]["workflows"]  # never its own runs
 
 
-def test_codebot_job_filters_on_label_and_command() -> None:
-    condition = load(CODEBOT)["jobs"]["codebot"]["if"]
+def test_the_plan_job_takes_only_failed_ci_on_codebots_own_branches() -> None:
+    condition = load(CODEBOT)["jobs"]["plan"]["if"]
+
+    assert "github.event.workflow_run.conclusion == 'failure'" in condition
+    assert "startsWith(github.event.workflow_run.head_branch, 'codebot/')" in condition
+    assert "github.event.workflow_run.head_repository.full_name == github.repository" in condition
+
+
+def test_codebot_plan_job_filters_on_label_and_command() -> None:
+    condition = load(CODEBOT)["jobs"]["plan"]["if"]
 
     assert "github.event.label.name == 'codebot'" in condition
     assert "startsWith(github.event.comment.body, '/codebot')" in condition
 
 
-def test_codebot_job_has_a_timeout() -> None:
-    assert isinstance(load(CODEBOT)["jobs"]["codebot"].get("timeout-minutes"), int)
+@pytest.mark.parametrize("name", ["plan", "publish"])
+def test_codebot_jobs_have_a_timeout(name: str) -> None:
+    assert isinstance(load(CODEBOT)["jobs"][name].get("timeout-minutes"), int)
+
+
+def action_step(job: str) -> dict[str, Any]:
+    steps = load(CODEBOT)["jobs"][job]["steps"]
+    step: dict[str, Any] = next(s for s in steps if s.get("uses") == "./")
+    return step
 
 
 def test_codebot_workflow_passes_the_api_key_from_secrets() -> None:
-    steps = load(CODEBOT)["jobs"]["codebot"]["steps"]
-    action_step = next(s for s in steps if s.get("uses") == "./")
+    assert action_step("plan")["with"]["api-key"] == "${{ secrets.OPENAI_API_KEY }}"
 
-    assert action_step["with"]["api-key"] == "${{ secrets.OPENAI_API_KEY }}"
+
+# The plan/publish split: no job holds both the model key and a write token
+
+
+def test_codebot_plan_job_can_only_read() -> None:
+    job = load(CODEBOT)["jobs"]["plan"]
+
+    assert job["permissions"] == {
+        "contents": "read", "issues": "read", "pull-requests": "read", "actions": "read",
+    }  # fmt: skip
+    assert action_step("plan")["with"]["mode"] == "plan"
+    # The only token it is given is the job's own GITHUB_TOKEN, which has just those scopes.
+    assert action_step("plan")["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
+    secrets = re.findall(r"secrets\.(\w+)", yaml.safe_dump(job))
+    assert set(secrets) == {"GITHUB_TOKEN", "OPENAI_API_KEY"}
+
+
+def test_codebot_publish_job_never_sees_the_model_key() -> None:
+    job = load(CODEBOT)["jobs"]["publish"]
+    text = yaml.safe_dump(job)
+
+    assert "OPENAI" not in text and "api-key" not in action_step("publish")["with"]
+    assert action_step("publish")["with"]["mode"] == "publish"
+    assert set(re.findall(r"secrets\.(\w+)", text)) == {"GITHUB_TOKEN"}
+
+
+def test_codebot_publish_job_runs_after_a_plan_that_left_one() -> None:
+    jobs = load(CODEBOT)["jobs"]
+
+    assert jobs["publish"]["needs"] == "plan"
+    assert "needs.plan.outputs.planned == 'true'" in jobs["publish"]["if"]
+    assert "!cancelled()" in jobs["publish"]["if"]
+    assert jobs["plan"]["outputs"]["planned"] == "${{ steps.codebot.outputs.planned }}"
+
+
+def test_codebot_jobs_are_the_plan_and_the_publish_job_only() -> None:
+    assert set(load(CODEBOT)["jobs"]) == {"plan", "publish"}
+
+
+def test_action_uploads_the_plan_and_downloads_it_under_one_name() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact@"))
+
+    assert "inputs.mode == 'plan'" in upload["if"] and download["if"] == "inputs.mode == 'publish'"
+    assert upload["with"]["name"] == download["with"]["name"] == "${{ inputs.artifact-name }}"
+    assert upload["with"]["path"] == download["with"]["path"]
+    assert load(ACTION)["outputs"]["planned"]["value"] == "${{ steps.run.outputs.planned }}"
+
+
+def test_action_builds_no_sandbox_in_publish_mode() -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    builders = [
+        s for s in steps if "docker" in str(s.get("run", "")) or "cache" in s.get("uses", "")
+    ]
+
+    assert builders
+    for step in builders:
+        assert "inputs.mode != 'publish'" in step.get("if", "") or step.get("if", "").startswith(
+            "always() && steps.env-keep"
+        ), step.get("name")
 
 
 def test_ci_runs_the_ci_script_with_read_only_contents() -> None:
@@ -271,9 +349,13 @@ def test_action_declares_the_documented_inputs() -> None:
         "ca-bundle",
         "toolchains",
         "python-version",
+        "mode",
+        "artifact-dir",
+        "artifact-name",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
     assert inputs["draft"]["default"] == "auto"
+    assert inputs["mode"]["default"] == "all"
 
 
 @pytest.mark.parametrize("name", ["pr-url", "stop-reason", "cost-usd"])
@@ -314,6 +396,53 @@ def test_setup_network_input_maps_to_the_operator_switch_or_is_refused(
         assert "network=" not in done.stdout
     else:
         assert done.stdout.strip() == f"network={network}"
+
+
+def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The action's own `run` script with a `codebot` on PATH that prints its arguments and
+    whether it was given a model key."""
+    steps = load(ACTION)["runs"]["steps"]
+    script = next(s for s in steps if s.get("id") == "run")["run"]
+    stub = tmp_path / "codebot"
+    stub.write_text('#!/bin/sh\necho "args=$* key=${OPENAI_API_KEY-unset}"\n')
+    stub.chmod(0o755)
+    base = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CODEBOT_DRAFT": "auto",
+            "CODEBOT_SETUP_NETWORK": "false", "RUNNER_TEMP": str(tmp_path),
+            "GITHUB_OUTPUT": str(tmp_path / "output"), "OPENAI_API_KEY": "sk-test-key"}  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", script], env={**base, **env}, capture_output=True, text=True
+    )
+
+
+def test_publish_mode_runs_codebot_publish_without_the_model_key(tmp_path: Path) -> None:
+    done = run_script(tmp_path, CODEBOT_MODE="publish")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"args=publish {tmp_path}/codebot-plan key=unset"
+
+
+def test_plan_mode_writes_the_plan_and_says_so_only_when_there_is_one(tmp_path: Path) -> None:
+    plan = tmp_path / "plan"
+    plan.mkdir()
+
+    nothing = run_script(tmp_path, CODEBOT_MODE="plan", CODEBOT_ARTIFACT_DIR=str(plan))
+    (plan / "manifest.json").write_text("{}")
+    written = run_script(tmp_path, CODEBOT_MODE="plan", CODEBOT_ARTIFACT_DIR=str(plan))
+
+    assert nothing.stdout.strip() == f"args=action --artifact {plan} key=sk-test-key"
+    assert written.returncode == nothing.returncode == 0
+    assert (tmp_path / "output").read_text() == "planned=true\n"
+
+
+def test_an_unknown_mode_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    steps = load(ACTION)["runs"]["steps"]
+    first = steps[0]
+    done = subprocess.run(["bash", "-c", first["run"]], env={"CODEBOT_MODE": "yolo"},
+                          capture_output=True, text=True)  # fmt: skip
+
+    assert first["env"]["CODEBOT_MODE"] == "${{ inputs.mode }}"
+    assert done.returncode == 2
+    assert "::error::input mode must be all, plan or publish (got 'yolo')" in done.stdout
 
 
 def test_action_builds_the_sandbox_from_its_own_dockerfile() -> None:

@@ -4,17 +4,25 @@ PyGithub follows URLs it finds in responses, so every URL here points back to th
 The double is strict: a request for an endpoint it does not speak is answered 404 *and*
 recorded in `unexpected`, which fails the test at teardown. Longer than our usual module
 because it is a whole fake service (state, routes, JSON shapes) that reads best in one place.
+
+Repositories whose `clone_url` is a local (bare) git repository answer from it what GitHub
+answers from git: a PR's head commit and the contents API. CI is scripted: `add_workflow_run`
+and `add_check_suite` make failed runs whose jobs have logs; a job's log is served the way
+GitHub serves it, as a redirect to a separate download URL that takes no token.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
+import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -57,6 +65,43 @@ class PullRecord:
     state: str = "open"
     labels: list[str] = field(default_factory=list)
     requested_reviewers: list[str] = field(default_factory=list)
+    head_sha: str | None = None  # None: what the branch points at in a local clone_url
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A response that is not JSON: a redirect, or a plain-text log."""
+
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobRecord:
+    """A CI job (or a check run) with its log (or check output text)."""
+
+    id: int
+    name: str
+    conclusion: str
+    log: str
+    failed_step: str = "Run tests"
+    title: str = ""
+    summary: str = ""
+
+
+@dataclass
+class CiRecord:
+    """A workflow run (`kind` "run") or a third-party check suite ("suite")."""
+
+    kind: str
+    repo: str
+    id: int
+    name: str
+    head_branch: str
+    head_sha: str
+    conclusion: str
+    jobs: list[JobRecord]
 
 
 @dataclass
@@ -90,6 +135,10 @@ class GitHubServer:
         self.issues: list[IssueRecord] = []
         self.pulls: list[PullRecord] = []
         self.comments: list[CommentRecord] = []
+        self.ci: list[CiRecord] = []
+        self.log_downloads: list[int] = []  # job ids whose log was fetched, in order
+        self._blob_key = secrets.token_hex(8)
+        self._last_id = 9_876_543_210
         self.requests: list[RecordedRequest] = []
         self.unexpected: list[RecordedRequest] = []
         self._scripted: list[tuple[str, re.Pattern[str], int, Json]] = []
@@ -161,6 +210,45 @@ class GitHubServer:
         repo.branches.add(branch)
         repo.protected.add(branch)
 
+    def add_workflow_run(
+        self,
+        full_name: str,
+        head_branch: str,
+        head_sha: str,
+        failing: Mapping[str, str],
+        *,
+        name: str = "CI",
+        passing: Iterable[str] = ("lint",),
+    ) -> CiRecord:
+        """A failed workflow run: one failed job per `failing` item (job name -> its log)
+        and passing jobs with no log worth reading."""
+        jobs = [JobRecord(self._next_id(), n, "failure", log) for n, log in failing.items()]
+        jobs += [JobRecord(self._next_id(), n, "success", "ok\n") for n in passing]
+        run = CiRecord("run", full_name, self._next_id(), name, head_branch, head_sha,
+                       "failure" if failing else "success", jobs)  # fmt: skip
+        self.ci.append(run)
+        return run
+
+    def add_check_suite(
+        self,
+        full_name: str,
+        head_branch: str,
+        head_sha: str,
+        app: str,
+        failing: Iterable[JobRecord],
+    ) -> CiRecord:
+        """A third-party CI app's completed check suite with these check runs."""
+        runs = list(failing)
+        suite = CiRecord("suite", full_name, self._next_id(), app, head_branch, head_sha,
+                         "failure" if runs else "success", runs)  # fmt: skip
+        self.ci.append(suite)
+        return suite
+
+    def _next_id(self) -> int:
+        """Ids beyond 2**31, as GitHub's run and job ids now are."""
+        self._last_id += 1
+        return self._last_id
+
     def respond_once(self, method: str, path_regex: str, status: int, payload: Json) -> None:
         """Answer the next request matching `method` and `path_regex` with `payload`."""
         self._scripted.append((method, re.compile(path_regex), status, payload))
@@ -178,6 +266,8 @@ class GitHubServer:
         request = RecordedRequest(method, path, dict(parse_qsl(parts.query)), body)
         with self._lock:
             self.requests.append(request)
+            if path.startswith("/_blobs/"):
+                return self._blob(request, auth)
             if auth not in (f"token {self.token}", f"Bearer {self.token}"):
                 return 401, _error("Bad credentials")
             for scripted in self._scripted:
@@ -212,6 +302,12 @@ class GitHubServer:
             (repo + r"/pulls/(?P<n>\d+)/requested_reviewers", "POST", self._request_reviewers),
             (repo + r"/branches/(?P<branch>.+)/protection", "GET", self._get_protection),
             (repo + r"/branches/(?P<branch>.+)", "GET", self._get_branch),
+            (repo + r"/contents/(?P<path>.+)", "GET", self._get_contents),
+            (repo + r"/actions/runs/(?P<n>\d+)", "GET", self._get_run),
+            (repo + r"/actions/runs/(?P<n>\d+)/jobs", "GET", self._list_jobs),
+            (repo + r"/actions/jobs/(?P<n>\d+)/logs", "GET", self._job_logs),
+            (repo + r"/check-suites/(?P<n>\d+)", "GET", self._get_suite),
+            (repo + r"/check-suites/(?P<n>\d+)/check-runs", "GET", self._list_check_runs),
         ]
 
     def _repo(self, owner: str, name: str) -> RepoRecord | None:
@@ -372,6 +468,74 @@ class GitHubServer:
             return 404, _error("Branch not protected")
         return 200, {"url": f"{self.url}/repos/{repo.full_name}/branches/{branch}/protection"}
 
+    def _get_contents(self, req: RecordedRequest, owner: str, name: str, path: str) -> Response:
+        repo = self._repo(owner, name)
+        ref = req.query.get("ref") or (repo.default_branch if repo else "")
+        text = _git(repo.clone_url, "show", f"{ref}:{path}") if repo else None
+        if repo is None or text is None:
+            return 404, _error("Not Found")
+        api = f"{self.url}/repos/{repo.full_name}/contents/{path}"
+        return 200, {
+            "type": "file",
+            "encoding": "base64",
+            "content": base64.b64encode(text.encode()).decode(),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "size": len(text.encode()),
+            "sha": "0" * 40,
+            "url": api,
+            "html_url": f"{self.base}/{repo.full_name}/blob/{ref}/{path}",
+        }
+
+    def _ci_record(self, owner: str, name: str, kind: str, n: str) -> CiRecord | None:
+        repo = self._repo(owner, name)
+        found = [c for c in self.ci if repo and c.repo == repo.full_name and c.kind == kind]
+        return next((c for c in found if c.id == int(n)), None)
+
+    def _get_run(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        run = self._ci_record(owner, name, "run", n)
+        return (200, self._run_json(run)) if run else (404, _error("Not Found"))
+
+    def _list_jobs(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        run = self._ci_record(owner, name, "run", n)
+        if run is None:
+            return 404, _error("Not Found")
+        return 200, {
+            "total_count": len(run.jobs),
+            "jobs": [self._job_json(run, j) for j in run.jobs],
+        }
+
+    def _job_logs(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        """Like GitHub: a redirect to a short-lived download URL on another host."""
+        repo = self._repo(owner, name)
+        runs = [c for c in self.ci if repo and c.repo == repo.full_name and c.kind == "run"]
+        if not any(j.id == int(n) for run in runs for j in run.jobs):
+            return 404, _error("Not Found")
+        location = f"{self.base}/_blobs/job-logs/{n}?sig={self._blob_key}"
+        return 302, Raw(content_type="text/plain", headers={"Location": location})
+
+    def _blob(self, req: RecordedRequest, auth: str) -> Response:
+        """The download URL: signed, so it must arrive *without* the API token."""
+        if auth:
+            self.unexpected.append(req)  # the token leaked to the log storage host
+        found = re.fullmatch(r"/_blobs/job-logs/(\d+)", req.path)
+        jobs = [j for c in self.ci for j in c.jobs if found and j.id == int(found[1])]
+        if not jobs or req.query.get("sig") != self._blob_key:
+            return 403, Raw(b"AuthenticationFailed", "application/xml")
+        self.log_downloads.append(jobs[0].id)
+        return 200, Raw(jobs[0].log.encode())
+
+    def _get_suite(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        suite = self._ci_record(owner, name, "suite", n)
+        return (200, self._suite_json(suite)) if suite else (404, _error("Not Found"))
+
+    def _list_check_runs(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        suite = self._ci_record(owner, name, "suite", n)
+        if suite is None:
+            return 404, _error("Not Found")
+        runs = [self._check_run_json(suite, j) for j in suite.jobs]
+        return 200, {"total_count": len(runs), "check_runs": runs}
+
     # --- state lookups ---------------------------------------------------------------------
     def _issue(self, repo: RepoRecord | None, number: int) -> IssueRecord | None:
         found = [i for i in self.issues if repo and i.repo == repo.full_name and i.number == number]
@@ -383,6 +547,14 @@ class GitHubServer:
 
     def _exists(self, repo: RepoRecord, number: int) -> bool:
         return self._issue(repo, number) is not None or self._pull(repo, number) is not None
+
+    def _head_sha(self, pull: PullRecord) -> str:
+        if pull.head_sha is not None:
+            return pull.head_sha
+        repo = self.repos[pull.repo.lower()]
+        return _git(repo.clone_url, "rev-parse", "--verify", "-q", f"refs/heads/{pull.head}") or (
+            "0" * 40
+        )
 
     # --- JSON shapes (only the fields PyGithub reads for codebot, URLs back to us) -----------
     def _user(self, login: str) -> Json:
@@ -444,7 +616,11 @@ class GitHubServer:
             "state": pull.state,
             "draft": pull.draft,
             "user": self._user(pull.author),
-            "head": {"ref": pull.head, "label": f"{owner}:{pull.head}", "sha": "0" * 40},
+            "head": {
+                "ref": pull.head,
+                "label": f"{owner}:{pull.head}",
+                "sha": self._head_sha(pull),
+            },
             "base": {"ref": pull.base, "label": f"{owner}:{pull.base}", "sha": "0" * 40},
             "labels": [self._label_json(repo, x) for x in pull.labels],
             "requested_reviewers": [self._user(r) for r in pull.requested_reviewers],
@@ -467,6 +643,91 @@ class GitHubServer:
                 f"#issuecomment-{comment.id}"
             ),
         }
+
+    def _run_json(self, run: CiRecord) -> Json:
+        api = f"{self.url}/repos/{run.repo}/actions/runs/{run.id}"
+        return {
+            "id": run.id,
+            "name": run.name,
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "status": "completed",
+            "conclusion": run.conclusion,
+            "run_attempt": 1,
+            "url": api,
+            "jobs_url": f"{api}/jobs",
+            "logs_url": f"{api}/logs",
+            "html_url": f"{self.base}/{run.repo}/actions/runs/{run.id}",
+        }
+
+    def _job_json(self, run: CiRecord, job: JobRecord) -> Json:
+        api = f"{self.url}/repos/{run.repo}/actions/jobs/{job.id}"
+        failed = job.conclusion != "success"
+        steps = [
+            ("Set up job", "success"),
+            ("Run actions/checkout@v4", "success"),
+            (job.failed_step, job.conclusion),
+            ("Post Run actions/checkout@v4", "success"),
+            ("Complete job", "success"),
+        ]
+        return {
+            "id": job.id,
+            "run_id": run.id,
+            "name": job.name,
+            "head_sha": run.head_sha,
+            "status": "completed",
+            "conclusion": job.conclusion,
+            "steps": [
+                {
+                    "name": n,
+                    "status": "completed",
+                    "conclusion": c if failed else "success",
+                    "number": i + 1,
+                }
+                for i, (n, c) in enumerate(steps)
+            ],
+            "url": api,
+            "html_url": f"{self.base}/{run.repo}/actions/runs/{run.id}/job/{job.id}",
+            "check_run_url": f"{self.url}/repos/{run.repo}/check-runs/{job.id}",
+        }
+
+    def _suite_json(self, suite: CiRecord) -> Json:
+        api = f"{self.url}/repos/{suite.repo}/check-suites/{suite.id}"
+        return {
+            "id": suite.id,
+            "head_branch": suite.head_branch,
+            "head_sha": suite.head_sha,
+            "status": "completed",
+            "conclusion": suite.conclusion,
+            "app": {"slug": suite.name.lower(), "name": suite.name},
+            "url": api,
+            "check_runs_url": f"{api}/check-runs",
+        }
+
+    def _check_run_json(self, suite: CiRecord, run: JobRecord) -> Json:
+        return {
+            "id": run.id,
+            "name": run.name,
+            "head_sha": suite.head_sha,
+            "status": "completed",
+            "conclusion": run.conclusion,
+            "output": {
+                "title": run.title or None,
+                "summary": run.summary or None,
+                "text": run.log or None,
+                "annotations_count": 0,
+            },
+            "url": f"{self.url}/repos/{suite.repo}/check-runs/{run.id}",
+            "html_url": f"{self.base}/{suite.repo}/runs/{run.id}",
+        }
+
+
+def _git(clone_url: str, *args: str) -> str | None:
+    """What git says about a local bare repository (None when it fails or is not local)."""
+    if not Path(clone_url).is_dir():
+        return None
+    out = subprocess.run(["git", "--git-dir", clone_url, *args], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def _error(message: str) -> Json:
@@ -495,9 +756,14 @@ def _handler_for(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", "replace")
             auth = self.headers.get("Authorization", "")
             status, payload = server.handle(self.command, self.path, auth, body)
-            data = json.dumps(payload).encode()
+            raw = payload if isinstance(payload, Raw) else None
+            data = raw.body if raw else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header(
+                "Content-Type", raw.content_type if raw else "application/json; charset=utf-8"
+            )
+            for name, value in (raw.headers if raw else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
