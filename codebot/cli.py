@@ -11,21 +11,20 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from codebot import __version__, github_flow, publish, report, stops
+from codebot import __version__, stops
 from codebot import config as cfg
-from codebot.bench import load_tasks, render_table, run_bench, write_results
-from codebot.detect import to_yaml
 from codebot.errors import CodebotError
-from codebot.forge import GitHubForge
-from codebot.local import RunOutcome, RunRequest, detect_at, execute
-from codebot.records import RunRecord
 from codebot.redact import Redactor
-from codebot.setup_check import check_environment
-from codebot.spec import load_spec
+
+# The commands import what they use when they run: the SDKs (openai, PyGithub, docker,
+# GitPython) cost most of a second, which `codebot --help` and a mistyped flag should not pay.
+if TYPE_CHECKING:
+    from codebot.github_flow import GitHubOutcome
+    from codebot.local import RunOutcome, RunRequest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 
@@ -74,6 +73,8 @@ def dry_run(spec: Path, repo: Path, **flags: Any) -> None:
     Works in an isolated clone, runs the checks in a sandbox, and leaves a local branch
     codebot/<slug> in REPO plus patch.diff, pr.md and run.json under .codebot/runs/<run-id>/.
     """
+    from codebot.local import RunRequest
+
     _run(RunRequest(spec, repo.resolve(), _settings(flags)))
 
 
@@ -86,6 +87,9 @@ def resume(run_dir: Path, **flags: Any) -> None:
     Finished iterations are replayed from the record (no model call, no checks); the run
     goes on from the next one with the same run id.
     """
+    from codebot import report
+    from codebot.local import RunRequest
+
     data = report.read_run(run_dir)
     try:
         spec, repo = Path(data["spec"]["source"]), Path(data["repo"])
@@ -106,6 +110,8 @@ def resume(run_dir: Path, **flags: Any) -> None:
 @_model_options
 def example(directory: Path | None, **flags: Any) -> None:
     """Create the bundled example repository (a failing test) and dry-run its task on it."""
+    from codebot.local import RunRequest
+
     source = EXAMPLES / "parse-duration"
     if not source.is_dir():
         raise click.ClickException(f"the bundled example is missing at {source}")
@@ -123,6 +129,7 @@ def example(directory: Path | None, **flags: Any) -> None:
 
 
 def _artifact_option(fn: Any) -> Any:
+
     return click.option(
         "--artifact",
         type=click.Path(file_okay=False, path_type=Path),
@@ -144,6 +151,9 @@ def issue(reference: str, artifact: Path | None, **flags: Any) -> None:
     on the issue when the run starts and ends. Needs GITHUB_TOKEN (and GITHUB_API_URL for
     GitHub Enterprise).
     """
+    from codebot import github_flow, publish
+    from codebot.forge import GitHubForge
+
     match = re.fullmatch(r"([\w.-]+/[\w.-]+)#(\d+)", reference)
     if not match:
         raise click.BadParameter("expected OWNER/REPO#N, e.g. octo/app#12", param_hint="REFERENCE")
@@ -164,6 +174,10 @@ def run(spec: Path, **flags: Any) -> None:
 
     Use `dry-run` to work on a local repository without pushing.
     """
+    from codebot import github_flow
+    from codebot.forge import GitHubForge
+    from codebot.spec import load_spec
+
     settings = _settings(flags)
     text = spec.read_text(encoding="utf-8") if spec.is_file() else None
     loaded = load_spec(spec, {"test": "(from .codebot.yml)"})
@@ -187,6 +201,8 @@ def action(artifact: Path | None, **flags: Any) -> None:
     job of a split workflow: nothing is written to GitHub, and the exit code is 0 once the
     plan is written (`codebot publish` exits with the run's).
     """
+    from codebot import github_flow, publish
+
     env = dict(os.environ)
     where = artifact and publish.new_directory(artifact)
     outcome = github_flow.run_action(env, _settings(flags), _progress, artifact=where)
@@ -204,6 +220,9 @@ def publish_command(directory: Path) -> None:
     pushed or posted otherwise. Needs GITHUB_TOKEN with write access, never the model key.
     Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT; exits with the run's code.
     """
+    from codebot import publish
+    from codebot.forge import GitHubForge
+
     env = dict(os.environ)
     forge = GitHubForge.from_env(env)
     done = publish.publish(directory, forge, _settings({}), env, on_event=_progress)
@@ -245,6 +264,8 @@ def bench(tasks_dir: Path, oracle: bool, only: tuple[str, ...], out: Path, **fla
     itself failed. Task repositories and run files go under --runs-dir (default: a new
     .codebot/runs/bench-<time> folder).
     """
+    from codebot.bench import load_tasks, render_table, run_bench, write_results
+
     tasks = load_tasks(tasks_dir, only)
     runs = flags.get("runs_dir") or Path(".codebot/runs") / time.strftime("bench-%Y%m%d-%H%M%S")
     settings, env = _settings(flags), dict(os.environ)
@@ -273,6 +294,9 @@ def detect_command(repo: Path) -> None:
     """Print a .codebot.yml fragment with the setup, build, lint and test commands that
     REPO's own files (CI workflows, tox, package.json, pyproject, go.mod, Makefile...)
     ask for, each under a comment naming the file and line it came from."""
+    from codebot.detect import to_yaml
+    from codebot.local import detect_at
+
     _echo(to_yaml(detect_at(repo.resolve(), None)).rstrip("\n"))
 
 
@@ -292,6 +316,8 @@ def setup_command(check: bool, repo: Path) -> None:
     With --check, run the repository's checks once in it and say whether the environment
     works (exit 0) or not (exit 1, with the cause and the fix), before any model is asked.
     """
+    from codebot.setup_check import check_environment
+
     report = check_environment(repo.resolve(), _settings({}), run_checks=check, on_event=_progress)
     env = report.environment
     _echo(f"codebot: toolchain {report.toolchain}; environment {env.summary()}")
@@ -314,7 +340,9 @@ def _progress(line: str) -> None:
     _echo(f"  {line}", err=True)
 
 
-def _finish_github(outcome: github_flow.GitHubOutcome, output_file: str | None = None) -> None:
+def _finish_github(outcome: GitHubOutcome, output_file: str | None = None) -> None:
+    from codebot.local import RunOutcome
+
     if outcome.record is not None and outcome.files is not None:
         _print_outcome(RunOutcome(outcome.record, outcome.files, outcome.record.branch))
     else:
@@ -348,13 +376,15 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
 
 
 def _run(request: RunRequest) -> None:
+    from codebot.local import execute
+
     outcome = execute(request, on_event=_progress)
     _print_outcome(outcome)
     sys.exit(stops.exit_code(outcome.record.stop_reason))
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    r: RunRecord = outcome.record
+    r = outcome.record
     cost = "cost unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
     spent = f"{r.usage.total_tokens:,} tokens, {cost}"
     if r.passed:

@@ -153,3 +153,14 @@ def test_a_failing_setup_exits_1_before_the_model_is_asked(
     assert "branch:     none" in result.stdout
     assert model_server.requests == []
     assert snapshot(example_repo) == before and not branches(example_repo)
+
+
+def test_the_command_line_loads_no_sdk_until_a_command_needs_one(tmp_path):
+    probe = "import sys, codebot.cli; print([m for m in ('openai', 'github', 'docker', 'git')"
+    probe += " if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
