@@ -74,11 +74,6 @@ def sdk() -> ModuleType:
     return openai
 
 
-def warm_up() -> None:
-    """Import the SDK in the background, while the run clones and starts its sandbox."""
-    threading.Thread(target=sdk, daemon=True, name="codebot-openai-import").start()
-
-
 class OpenAIModel:
     """`Model` over the chat completions API of any OpenAI-compatible server."""
 
@@ -95,19 +90,24 @@ class OpenAIModel:
             "seed": SEED,
         }
         self.adjustments: list[str] = []
-        self._client: openai.OpenAI | None = None  # made at the first call (see `sdk`)
+        self._client: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+        # The SDK's import and the client take ~0.6 s: made in the background while the run
+        # starts its sandbox, ready (or waited for) at the first call.
+        threading.Thread(target=lambda: self.client, daemon=True, name="codebot-llm").start()
 
     @property
     def client(self) -> openai.OpenAI:
-        if self._client is None:
-            config = self._config
-            self._client = sdk().OpenAI(
-                base_url=self._base_url,
-                api_key=config.api_key or "not-needed",
-                timeout=config.timeout_s,
-                max_retries=config.max_retries,
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                config = self._config
+                self._client = sdk().OpenAI(
+                    base_url=self._base_url,
+                    api_key=config.api_key or "not-needed",
+                    timeout=config.timeout_s,
+                    max_retries=config.max_retries,
+                )
+            return self._client
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         started = time.monotonic()

@@ -7,8 +7,11 @@ the shapes of common credentials, and replaces both wherever they appear.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from codebot.protocols import Model
+from codebot.records import Completion, Message
 
 SECRET_ENV_NAMES = ("OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN", "AZURE_OPENAI_API_KEY")
 _SECRET_NAME = re.compile(r"(?i)(^CODEBOT_SECRET_|TOKEN$|SECRET$|PASSWORD$|API_KEY$|_KEY$)")
@@ -43,3 +46,17 @@ class Redactor:
 
     def leaks(self, text: str) -> bool:
         return self(text) != text
+
+
+class RedactingModel:
+    """Wraps a Model so that no configured secret can reach the endpoint in a prompt."""
+
+    def __init__(self, inner: Model, redact: Redactor) -> None:
+        self.inner, self.redact, self.name = inner, redact, inner.name
+
+    @property
+    def adjustments(self) -> Sequence[str]:
+        return self.inner.adjustments
+
+    def complete(self, messages: Sequence[Message]) -> Completion:
+        return self.inner.complete([Message(m.role, self.redact(m.content)) for m in messages])

@@ -22,29 +22,29 @@ from string import Template
 from typing import Any
 
 from codebot import config as cfg
-from codebot import context, environment, prose, report, stops
+from codebot import context, environment, prose, report, stops, tokens
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
 from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.llm import OpenAIModel, warm_up
+from codebot.llm import OpenAIModel
 from codebot.loop import Loop, LoopResult, LoopState, StopRules, run_loop
 from codebot.protocols import Model
 from codebot.records import (
     CheckResult,
-    Completion,
     Iteration,
     Message,
     RunRecord,
     Usage,
     iteration_from_dict,
 )
-from codebot.redact import Redactor
+from codebot.redact import RedactingModel, Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
+from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.stops import StopReason
-from codebot.verify import close_sandbox, verify_run
+from codebot.verify import verify_run
 from codebot.workspace import Workspace
 
 Event = Callable[[str], None]
@@ -79,20 +79,6 @@ class Prior:
         kept = [i for i in data["iterations"] if i["decision"] == "retry"]
         its = tuple(iteration_from_dict(i) for i in kept)
         return cls(data["run_id"], data["base_commit"], its)
-
-
-class RedactingModel:
-    """Wraps a Model so that no configured secret can reach the endpoint in a prompt."""
-
-    def __init__(self, inner: Model, redact: Redactor) -> None:
-        self.inner, self.redact, self.name = inner, redact, inner.name
-
-    @property
-    def adjustments(self) -> Sequence[str]:
-        return self.inner.adjustments
-
-    def complete(self, messages: Sequence[Message]) -> Completion:
-        return self.inner.complete([Message(m.role, self.redact(m.content)) for m in messages])
 
 
 def preflight(settings: cfg.Settings) -> None:
@@ -194,26 +180,30 @@ def solve(
     The sandbox is removed on every exit path; the workspace belongs to the caller. run.json
     is rewritten after every iteration, so a run killed outright can still be resumed.
     """
-    if model is None:
-        warm_up()  # the SDK imports while the sandbox starts, not before it
+    tokens.warm_up(settings.model.name)  # likewise the tokenizer, when the model has a known one
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = RedactingModel(model or OpenAIModel(settings.model), redact)
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
+    spare = Spare(settings, deps, run.run_id)  # the verification's sandbox, starting meanwhile
     try:
         start = _baseline(run, sandbox, deps)
         result = _loop(run, sandbox, asked, start, prior)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
+        if spare.discard():
+            on_event(f"warning: {spare.left}")
         raise
-    left = _close(sandbox, on_event)
-    if left:  # e.g. the engine died: the run's own result stands, and names what is left
-        result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
+    closing = Closing(sandbox)  # removed while the committed tree is checked
     ws.stage(result.changed)
-    args = (run.settings, run.spec, ws, run.run_id, result, start.expect, start.python_repo, deps)
+    args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, deps)
     result, final = verify_run(*args, on_event)
+    left = "; ".join(x for x in (closing.wait(), spare.left) if x)
+    if left:  # e.g. the engine died: the run's own result stands, and names what is left
+        on_event(f"warning: {left}")
+        result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(run, result)
     record = run.record(

@@ -23,8 +23,8 @@ from codebot.local import detect_at
 from codebot.records import CheckResult
 from codebot.runner import Event
 from codebot.sandbox import DockerSandbox, ping
+from codebot.sandboxes import close_sandbox
 from codebot.spec import TaskSpec, spec_from_data
-from codebot.verify import close_sandbox
 from codebot.workspace import Workspace, read_file_at
 
 

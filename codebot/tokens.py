@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Iterator
 from functools import cache
 from typing import Protocol
@@ -17,6 +18,9 @@ from typing import Protocol
 CHARS_PER_TOKEN = 4  # a model-independent average for code and English
 _CHUNK_CHARS = 200_000  # bpe-openai refuses inputs of 1,000,000 characters and more
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+# Model-name prefixes by encoding (OpenAI's own mapping, as of 2025).
+_O200K = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "gpt-oss")
+_CL100K = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
 
 
 class _Encoding(Protocol):
@@ -43,17 +47,37 @@ def count_tokens(text: str, model: str | None = None) -> int:
 
 @cache
 def _encoding(model: str) -> _Encoding | None:
+    """The tokenizer of `model`, or None. Which encoding a model uses is decided here, before
+    `bpe_openai` is imported: importing it loads every encoding (~1 s), which a run with a
+    model it does not know must not pay."""
+    name = encoding_name(model)
+    if name is None:
+        return None
     try:
         import bpe_openai
     except ImportError:
         return None
+    try:
+        encoding: _Encoding = bpe_openai.get_encoding(name)
+    except (KeyError, ValueError, RuntimeError):  # an encoding this version does not ship
+        return None
+    return encoding
+
+
+def encoding_name(model: str) -> str | None:
+    """OpenAI's encoding for a model name or its family; None for any other model."""
     for name in _names(model):
-        try:
-            encoding: _Encoding = bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(name))
-        except (KeyError, ValueError, RuntimeError):  # unknown model, or an encoding not shipped
-            continue
-        return encoding
+        if name.startswith(_O200K):
+            return "o200k_base"
+        if name.startswith(_CL100K):
+            return "cl100k_base"
     return None
+
+
+def warm_up(model: str | None) -> None:
+    """Load the model's tokenizer in the background, while the run starts its sandbox."""
+    if model and encoding_name(model):
+        threading.Thread(target=_encoding, args=(model,), daemon=True).start()
 
 
 def _names(model: str) -> Iterator[str]:

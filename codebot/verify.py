@@ -20,9 +20,8 @@ from codebot.edits import is_test_path
 from codebot.environment import Environment
 from codebot.errors import SandboxError
 from codebot.loop import LoopResult
-from codebot.protocols import Sandbox
 from codebot.records import CheckResult
-from codebot.sandbox import DockerSandbox
+from codebot.sandboxes import Spare, close_sandbox
 from codebot.spec import TaskSpec
 from codebot.workspace import Workspace
 
@@ -39,7 +38,7 @@ def verify_run(
     settings: Settings,
     spec: TaskSpec,
     ws: Workspace,
-    run_id: str,
+    spare: Spare,
     result: LoopResult,
     expect: Expectation,
     python_repo: bool,
@@ -49,10 +48,11 @@ def verify_run(
     """Check what is about to be committed (when something is, and the run is reviewable);
     a loop that saw green but whose committed tree fails is not `passed` but `unverified`."""
     if not stops.STOPS[result.stop_reason].publishable or not ws.has_staged_change():
+        spare.discard()
         return result, Final()
     began = time.monotonic()
     try:
-        verified = verify(settings, spec, ws, run_id, expect, python_repo=python_repo, env=env)
+        verified = verify(spec, ws, spare, expect, python_repo=python_repo, env=env)
     except SandboxError as exc:
         why = f"while checking the committed tree in a fresh sandbox: {exc.one_line()}"
         return replace(result, stop_reason="sandbox_error", stop_detail=why), Final()
@@ -85,10 +85,9 @@ class Verified:
 
 
 def verify(
-    settings: Settings,
     spec: TaskSpec,
     ws: Workspace,
-    run_id: str,
+    spare: Spare,
     expect: Expectation,
     *,
     python_repo: bool,
@@ -97,7 +96,7 @@ def verify(
     """Run the checks on the staged tree in a sandbox of its own (`<run id>-verify`), made
     from the run's environment (no setup again: the cached image holds what it installed)."""
     with ws.staged_tree() as tree:
-        sandbox = DockerSandbox.start(environment.sandbox_config(settings, env), f"{run_id}-verify")
+        sandbox = spare.take()
         try:
             environment.fill(sandbox, env, tree, ws.staged_deletions())
             changed = _existing(ws.staged_files(), tree)
@@ -118,13 +117,3 @@ def _added_tests(ws: Workspace, paths: Sequence[str]) -> list[str]:
 
 def _existing(paths: Sequence[str], root: Path) -> list[str]:
     return [p for p in paths if (root / p).is_file()]
-
-
-def close_sandbox(sandbox: Sandbox) -> str:
-    """Remove a sandbox; what could not be removed, as one line ("" when all is gone). The
-    run's own result stands either way: a leftover is named, not raised."""
-    try:
-        sandbox.close()
-    except SandboxError as exc:
-        return exc.one_line()
-    return ""

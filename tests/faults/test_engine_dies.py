@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,86 +28,11 @@ from codebot.forge import ClientOptions, GitHubForge
 from tests.faults.conftest import codebot_branches, write_spec
 from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
 from tests.support.docker_fixtures import LABEL, remove_leftovers, sandbox_leftovers
+from tests.support.engine_proxy import EngineProxy
 from tests.support.git_repos import git, snapshot
 from tests.support.github_server import GitHubServer
 from tests.support.model_server import ScriptedModelServer
 from tests.test_end_to_end import MINUTES_DIFF, cli_env
-
-
-def engine_address() -> tuple[socket.AddressFamily, Any]:
-    """Where the real engine listens, as DOCKER_HOST (or the default socket) says."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
-        return socket.AF_UNIX, host.removeprefix("unix://")
-    if host.startswith("tcp://"):
-        name, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
-        return socket.AF_INET, (name, int(port))
-    pytest.fail(f"cannot proxy DOCKER_HOST={host} (only unix:// and tcp://)", pytrace=False)
-
-
-class EngineProxy:
-    """Forwards bytes between a unix socket at `path` and the real engine until `cut()`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.url = f"unix://{path}"
-        self._upstream = engine_address()
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._cut = threading.Event()
-        self._listener = socket.socket(socket.AF_UNIX)
-        self._listener.bind(str(path))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.connections = 0
-
-    def start(self) -> EngineProxy:
-        threading.Thread(target=self._accept, daemon=True, name="engine-proxy").start()
-        return self
-
-    def cut(self) -> None:
-        """The engine dies: nothing listens any more and every open connection drops."""
-        self._cut.set()
-        self._listener.close()
-        self.path.unlink(missing_ok=True)
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self) -> None:
-        while not self._cut.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            upstream = socket.socket(self._upstream[0])
-            try:
-                upstream.connect(self._upstream[1])
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._cut.is_set():
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets |= {client, upstream}
-                self.connections += 1
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := src.recv(65536):
-            dst.sendall(data)
-        dst.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture
@@ -189,8 +111,15 @@ def test_engine_dying_during_a_check_exits_4_and_names_the_sandbox_left_to_remov
     assert run.returncode == 4, run.out + run.err
     assert "Traceback" not in run.out + run.err
     name = f"codebot-{run.run_id}"
-    # A dead engine cannot remove anything: the sandbox outlives the run, and says so.
-    assert sorted(run.stranded) == [f"container {name}", f"volume {name}-tmp", f"volume {name}-ws"]
+    # A dead engine cannot remove anything: the sandbox (and the verification's, started
+    # ahead) outlive the run, and it says so.
+    assert sorted(run.stranded) == sorted(
+        f"{kind} {sandbox}{suffix}"
+        for sandbox in (name, f"{name}-verify")
+        for kind, suffix in (("container", ""), ("volume", "-tmp"), ("volume", "-ws"))
+    )
+    said = f"{run.out}\n{run.err}"
+    assert f"docker rm -f {name}-verify" in said
     said = f"{run.out}\n{run.err}".splitlines()
     assert [x for x in said if x.startswith("codebot: ") and f"docker rm -f {name}" in x], said
     assert run.record["run_id"] == run.run_id and run.record["head_commit"] is None

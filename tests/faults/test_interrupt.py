@@ -119,8 +119,10 @@ def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
             proc.communicate()
     remove_leftovers(docker_client, killed)
 
-    assert len(stranded) == 3, stranded  # container and both volumes, all still there
+    # Its container and both volumes, and those of its verification sandbox, started ahead.
+    assert len(stranded) == 6, stranded
     assert left == [] and not clone_left  # and the killed run's temp clone went too
-    assert f"sandbox: removed what killed runs left behind: {killed}" in run.events
+    swept = f"sandbox: removed what killed runs left behind: {killed}, {killed}-verify"
+    assert swept in run.events, run.events
     assert len(alive) == 3
     run.assert_nothing_lost(docker_client, "passed")
