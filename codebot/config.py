@@ -98,6 +98,9 @@ class GitHubConfig:
     trigger_label: str = "codebot"
     # Automatic follow-ups on a PR whose CI fails (codebot.ci_followup); 0 turns them off.
     ci_attempts: int = 2
+    # Make the branch's commits through the GitHub API (signed by GitHub, so "verified")
+    # instead of pushing them (codebot.gitapi). Environment only: not in .codebot.yml.
+    commit_via_api: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     )
     github = GitHubConfig(
         draft=_choice(env, "CODEBOT_DRAFT", ("auto", "always", "never"), "auto"),
+        commit_via_api=_choice(env, "CODEBOT_COMMIT_VIA_API", ("0", "1"), "0") == "1",
         trigger_label=env.get("CODEBOT_LABEL") or GitHubConfig.trigger_label,
         allowed_associations=tuple(
             a.strip().upper()

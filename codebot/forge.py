@@ -3,12 +3,14 @@
 The only module importing `github`. Every PyGithub or network failure leaves here as a
 one-line ForgeError; the token never appears in a message. `api_url` may point at GitHub
 Enterprise or a local test server: PyGithub follows the URLs the API returns. A little over
-400 lines: the CI reads (failed jobs, their logs, check runs) must live here too, since this is
-the one module that may import PyGithub.
+400 lines: the CI reads (failed jobs, their logs, check runs) and the Git Data calls (commits
+GitHub makes and signs, for codebot.gitapi) must live here too, since this is the one module
+that may import PyGithub.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import urllib.request
@@ -16,7 +18,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import github
 from github.CheckRun import CheckRun
@@ -25,6 +28,7 @@ from github.Repository import Repository
 from github.WorkflowJob import WorkflowJob
 
 from codebot.errors import ConfigError, ForgeError
+from codebot.protocols import BranchHead, MadeCommit, TreeEntry
 from codebot.records import FailedJob, IssueInfo, PullInfo, RepoInfo
 from codebot.text import CUT, clip
 
@@ -218,7 +222,84 @@ class GitHubForge:
             except github.UnknownObjectException:
                 return False
 
+    def reply_to_review_comment(
+        self, full_name: str, number: int, comment_id: int, body: str
+    ) -> str:
+        """Answer in a review comment's thread; returns the reply's URL."""
+        with self._calling(f"replying to review comment {comment_id} on {full_name}#{number}"):
+            pull = self._repo(full_name).get_pull(number)
+            return pull.create_review_comment_reply(comment_id, body).html_url
+
+    # --- Git Data: commits GitHub makes itself (codebot.gitapi) ------------------------------
+    def branch_head(self, full_name: str, branch: str) -> BranchHead | None:
+        with self._calling(f"reading branch {branch} of {full_name}"):
+            try:
+                commit = self._repo(full_name).get_branch(branch).commit
+            except github.UnknownObjectException:
+                return None
+            return BranchHead(commit.sha, commit.commit.tree.sha)
+
+    def create_blob(self, full_name: str, data: bytes) -> str:
+        """Base64 whatever the bytes: binary files and large ones arrive unchanged."""
+        with self._calling(f"storing a {len(data)}-byte blob in {full_name}"):
+            encoded = base64.b64encode(data).decode("ascii")
+            return self._repo(full_name).create_git_blob(encoded, "base64").sha
+
+    def create_tree(self, full_name: str, base_tree: str, entries: Sequence[TreeEntry]) -> str:
+        tree = [
+            {"path": e.path, "mode": e.mode, "sha": e.sha,
+             "type": "commit" if e.mode == "160000" else "blob"}
+            for e in entries
+        ]  # fmt: skip
+        data = self._git_data(full_name, "POST", "trees", {"base_tree": base_tree, "tree": tree})
+        return _sha(data, f"the tree made in {full_name}")
+
+    def create_commit(
+        self, full_name: str, message: str, tree: str, parents: Sequence[str]
+    ) -> MadeCommit:
+        """No author or committer is sent: GitHub sets them and, for a GitHub App token,
+        signs the commit (what "verified" means on a branch whose rules require it)."""
+        payload = {"message": message, "tree": tree, "parents": list(parents)}
+        data = self._git_data(full_name, "POST", "commits", payload)
+        check = data.get("verification")
+        check = check if isinstance(check, dict) else {}
+        sha = _sha(data, f"the commit made in {full_name}")
+        return MadeCommit(sha, check.get("verified") is True, str(check.get("reason") or ""))
+
+    def create_ref(self, full_name: str, branch: str, sha: str) -> bool:
+        try:
+            with self._calling(f"creating branch {branch} of {full_name}"):
+                self._repo(full_name).create_git_ref(f"refs/heads/{branch}", sha)
+        except _Unprocessable as exc:
+            if "already exists" not in exc.detail:
+                raise
+            return False
+        return True
+
+    def update_ref(self, full_name: str, branch: str, sha: str) -> bool:
+        try:
+            payload = {"sha": sha, "force": False}
+            self._git_data(full_name, "PATCH", f"refs/heads/{quote(branch)}", payload)
+        except _Unprocessable as exc:
+            if "fast forward" not in exc.detail and "does not exist" not in exc.detail:
+                raise
+            return False
+        return True
+
     # --- helpers ---------------------------------------------------------------------------
+    def _git_data(
+        self, full_name: str, verb: str, path: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A Git Data call through PyGithub's requester, which PyGithub offers for this: its
+        typed methods need fetched objects for plain ids, and its lazy ref PATCHes the
+        read-only `git/ref/` URL."""
+        with self._calling(f"writing git {path.split('/')[0]} in {full_name}"):
+            repo = self._repo(full_name)
+            _, data = repo.requester.requestJsonAndCheck(
+                verb, f"{repo.url}/git/{path}", input=payload
+            )
+        return data if isinstance(data, dict) else {}
+
     def _repo(self, full_name: str) -> Repository:
         if not _FULL_NAME.fullmatch(full_name):
             raise ForgeError(
@@ -400,6 +481,13 @@ def _download_tail(url: str, limit: int, timeout_s: float) -> str:
         return data.decode("utf-8", "replace")
     text = data[-limit:].decode("utf-8", "replace")
     return CUT + text[text.find("\n") + 1 :]  # from the first whole line
+
+
+def _sha(data: dict[str, Any], what: str) -> str:
+    sha = data.get("sha")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise ForgeError(f"GitHub answered without the id of {what}", "retry later")
+    return sha
 
 
 def _check_output(run: CheckRun) -> str:

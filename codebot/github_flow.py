@@ -2,7 +2,8 @@
 one pull request; and the dispatch of a GitHub Actions event.
 
 The branch is always a codebot branch, never the default or a protected one, and is pushed
-without force. Everything sent to GitHub (PR body, comments) passes through the redactor.
+(or its commits made through the GitHub API, codebot.gitapi) without force. Everything sent
+to GitHub (PR body, comments, review replies) passes through the redactor.
 With an artifact directory a run is only planned (read-only; `codebot publish` writes it).
 Longer than our usual module: the one-job run and its plan half share every stage here, so
 they cannot drift apart.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from codebot import ci_followup, pr_history, prompts, prose, publish, report, stops
+from codebot import ci_followup, gitapi, pr_history, prompts, prose, publish, report, stops
 from codebot import config as cfg
 from codebot.detect import detect_from
 from codebot.errors import CodebotError, ConfigError, ForgeError
@@ -49,13 +50,15 @@ class GitHubOutcome:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a run works (`branch`) and where it reports (`number`, an issue or PR)."""
+    """Where a run works (`branch`) and where it reports (`number`, an issue or PR, and the
+    review comment that asked for it, whose thread gets a reply)."""
 
     repo: str
     number: int
     branch: str
     title: str
     closes: int | None
+    review_comment: int | None = None
 
 
 def run_issue(
@@ -102,7 +105,8 @@ def run_followup(
             f"codebot only follows up on its own open PRs (branches {settings.git.branch_prefix}*)",
         )
     found = re.search(r"issue-(\d+)-", pull.head)
-    target = Target(full_name, pr_number, pull.head, pull.title, int(found[1]) if found else None)
+    closes, thread = int(found[1]) if found else None, review.comment_id if review else None
+    target = Target(full_name, pr_number, pull.head, pull.title, closes, thread)
     spec_for = partial(_followup_spec, pull, instruction, review)
     repo = forge.repo(full_name)
     return _run_remote(forge, repo, target, spec_for, settings, env, on_event, artifact)
@@ -199,7 +203,11 @@ def _followup_spec(
     """The request is the whole task: the PR's branch already holds the earlier work."""
     description = _request("followup.md", instruction, review)
     spec_id = pull.head.removeprefix(s.git.branch_prefix)[:60]
-    data = {"title": pull.title[:200], "description": description, "id": spec_id}
+    data: dict[str, object] = {"title": pull.title[:200], "description": description, "id": spec_id}
+    if review is not None:  # the file the comment is on comes first, then the repo's own
+        named = s.spec_defaults.get("files")
+        others = [f for f in named if f != review.path] if isinstance(named, list) else []
+        data["files"] = [review.path, *others]
     return spec_from_data(data, pull.url, s.spec_defaults)
 
 
@@ -216,9 +224,18 @@ def _request(template: str, instruction: str, review: ReviewContext | None = Non
     then the diff lines a review comment points at."""
     parts = [_render(template, instruction=instruction)]
     if review is not None:
-        where = f"{review.path}:{review.line}" if review.line else review.path
-        parts.append(_render("review_comment.md", where=where, diff_hunk=review.diff_hunk))
+        parts.append(_render("review_comment.md", where=_lines(review), diff_hunk=review.diff_hunk))
     return "\n\n".join(parts)
+
+
+def _lines(review: ReviewContext) -> str:
+    """The lines a review comment was made on (`a.py lines 3..5`); its path alone when GitHub
+    no longer knows them (an outdated comment)."""
+    if review.line is None:
+        return review.path
+    if review.start_line is not None and review.start_line < review.line:
+        return f"{review.path} lines {review.start_line}..{review.line}"
+    return f"{review.path} line {review.line}"
 
 
 def _render(name: str, **values: str) -> str:
@@ -244,22 +261,27 @@ def _run_remote(
         return _plan(job, settings, artifact)
     with _locked(forge, target):
         ws = job.clone()
+        sent: gitapi.Sent | None = None
         try:
             start = f"🤖 codebot is working on this in branch `{ws.branch}`."
             run = _solve_remote(job, settings, ws, partial(job.say, start))
             record, files, pull = run.record, run.write(run.record), None
             if record.head_commit is not None:
                 try:
-                    pull = _publish(job, ws, run)
+                    pull, sent = _publish(job, ws, run)
                 except CodebotError as exc:
                     run.write(replace(record, published=f"not published: {exc.one_line()}"))
                     raise
-                record = replace(record, published=f"pushed {ws.branch}; pull request {pull.url}")
+                record = replace(record, published=f"{sent.how}; pull request {pull.url}")
                 files = run.write(record)
             job.say(_final_comment(record, None if pull is None else f"#{pull.number}"))
+            job.reply(_reply(record, sent, job.repo))
             return GitHubOutcome(record.stop_reason, record, files, pull)
         except CodebotError as exc:
-            job.say(f"⚠️ codebot stopped: {exc.one_line()}")
+            stopped = f"⚠️ codebot stopped: {exc.one_line()}"
+            job.say(stopped)
+            with contextlib.suppress(CodebotError):  # the error in flight is the one to raise
+                job.reply(stopped)
             raise
         finally:
             ws.cleanup()
@@ -284,6 +306,13 @@ class _Job:
     def say(self, text: str) -> None:
         for safe in self.as_said(text):
             self.forge.comment(self.target.repo, self.target.number, safe)
+
+    def reply(self, text: str) -> None:
+        """Answer in the thread of the review comment that started the run, if one did."""
+        t = self.target
+        if t.review_comment is not None:
+            for safe in self.as_said(text):
+                self.forge.reply_to_review_comment(t.repo, t.number, t.review_comment, safe)
 
     def as_said(self, text: str) -> tuple[str, ...]:
         """A comment as `say` posts it (it quotes stop details and errors: redacted first,
@@ -363,12 +392,13 @@ def _plan(job: _Job, settings: cfg.Settings, artifact: Path) -> GitHubOutcome:
         ws.cleanup()
 
 
-def _publish(job: _Job, ws: Workspace, run: _Solved) -> PullInfo:
-    """Push the branch, never forced, then open or update its one pull request."""
-    ws.push()
-    job.on_event(f"pushed {ws.branch}")
+def _publish(job: _Job, ws: Workspace, run: _Solved) -> tuple[PullInfo, gitapi.Sent]:
+    """Push the branch (or make its commits through the GitHub API), never forced, then open
+    or update its one pull request."""
     github = run.settings.github
-    return job.forge.open_or_update_pr(
+    sent = gitapi.send_branch(job.forge, job.repo.full_name, ws, github.commit_via_api)
+    job.on_event(sent.how)
+    pull = job.forge.open_or_update_pr(
         job.repo.full_name,
         head=ws.branch,
         base=job.repo.default_branch,
@@ -378,6 +408,18 @@ def _publish(job: _Job, ws: Workspace, run: _Solved) -> PullInfo:
         labels=github.labels,
         reviewers=github.reviewers,
     )
+    return pull, sent
+
+
+def _reply(record: RunRecord, sent: gitapi.Sent | None, repo: RepoInfo) -> str:
+    """The answer in a review comment's thread: the commit made for it, or why there is none."""
+    why = f"{stops.text(record.stop_reason)} ({record.stop_detail})"
+    if sent is None:
+        if record.stop_reason == "nothing_to_do":
+            why = f"nothing to change: {record.stop_detail}"
+        return f"Nothing was pushed for this comment: {why}."
+    done = f"Addressed in {sent.head[:7]} ({repo.url}/commit/{sent.head})."
+    return done if record.passed else f"{done} Not every check passed: {why}."
 
 
 def _issue_branch(

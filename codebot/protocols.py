@@ -10,6 +10,7 @@ Each protocol has one real implementation and one test double:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -93,6 +94,34 @@ class Worktree(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BranchHead:
+    """The commit a branch points at on the forge, and that commit's tree."""
+
+    sha: str
+    tree: str
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One path of a tree the forge makes on top of a base tree: a blob (a submodule's
+    commit for mode 160000) at `sha`; `sha` None deletes the path from the base tree."""
+
+    path: str
+    mode: str
+    sha: str | None
+
+
+@dataclass(frozen=True)
+class MadeCommit:
+    """A commit the forge made itself; `verified` is its signature check (GitHub signs the
+    commits it makes for a GitHub App token), `reason` GitHub's word for it."""
+
+    sha: str
+    verified: bool
+    reason: str
+
+
 class Forge(Protocol):
     """The code host: issues, comments, labels and one pull request per branch."""
 
@@ -147,4 +176,38 @@ class Forge(Protocol):
         reviewers: Sequence[str] = (),
     ) -> PullInfo:
         """One open PR per head branch: update it if it exists, else create it."""
+        ...
+
+    def reply_to_review_comment(
+        self, full_name: str, number: int, comment_id: int, body: str
+    ) -> str:
+        """Answer in the thread of review comment `comment_id` on PR `number`; its URL."""
+        ...
+
+    # Git Data: commits the forge makes (and signs), instead of commits pushed to it.
+    def branch_head(self, full_name: str, branch: str) -> BranchHead | None:
+        """Where `branch` points now; None when there is no such branch."""
+        ...
+
+    def create_blob(self, full_name: str, data: bytes) -> str:
+        """Store `data` (any bytes, sent as base64); the blob's id."""
+        ...
+
+    def create_tree(self, full_name: str, base_tree: str, entries: Sequence[TreeEntry]) -> str:
+        """A tree: `base_tree` with `entries` set or deleted; the tree's id."""
+        ...
+
+    def create_commit(
+        self, full_name: str, message: str, tree: str, parents: Sequence[str]
+    ) -> MadeCommit:
+        """A commit the forge authors and signs (no author or committer is sent)."""
+        ...
+
+    def create_ref(self, full_name: str, branch: str, sha: str) -> bool:
+        """Create `branch` at `sha`; False when the branch exists already."""
+        ...
+
+    def update_ref(self, full_name: str, branch: str, sha: str) -> bool:
+        """Move `branch` to `sha`, never forced; False when that is not a fast-forward (or
+        the branch is gone)."""
         ...

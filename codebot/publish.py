@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from codebot import config as cfg
-from codebot import pr_history, prose
+from codebot import gitapi, pr_history, prose
 from codebot.edits.paths import refuse_control, refuse_path
 from codebot.errors import CodebotError, ConfigError, ForgeError, WorkspaceError
 from codebot.events import load_event
@@ -279,9 +279,11 @@ def _check_branch(forge: Forge, repo: RepoInfo, plan: Plan) -> None:
         raise _refused(PLAN, f"branch {plan.branch} of {repo.full_name} is protected")
 
 
-def _check_history(ws: Workspace, plan: Plan, repo: RepoInfo) -> list[str]:
+def _check_history(ws: Workspace, plan: Plan, repo: RepoInfo, via_api: bool) -> list[str]:
     """Base on the remote's base branch, tip as stated, and a fast-forward of the remote
-    branch when it exists, so the push never needs force; returns those remote refs."""
+    branch when it exists, so the push never needs force; returns those remote refs. Through
+    the API, a remote branch GitHub made from this plan before is not in its history:
+    codebot.gitapi tells it from a moved branch (and refuses that the same way)."""
     base, head, short = f"origin/{repo.default_branch}", plan.branch, plan.base_commit[:12]
     if not ws.is_ancestor(plan.base_commit, base):
         rule = f"base {short} is not the remote's {repo.default_branch} or an ancestor of it"
@@ -293,7 +295,7 @@ def _check_history(ws: Workspace, plan: Plan, repo: RepoInfo) -> list[str]:
     remote = f"origin/{head}"
     if ws.commit_of(remote) is None:
         return [base]
-    if not ws.is_ancestor(remote, head):
+    if not ws.is_ancestor(remote, head) and not via_api:
         rule = f"{head} on the remote is not in the planned history; codebot never force-pushes"
         raise _refused(BUNDLE, rule, ForgeError)
     return [base, remote]
@@ -415,16 +417,15 @@ def _deliver(
     except WorkspaceError as exc:
         raise _refused(BUNDLE, exc.cause) from None
     try:
-        known = _check_history(ws, plan, repo)
+        via_api = settings.github.commit_via_api
+        known = _check_history(ws, plan, repo, via_api)
         settings = cfg.with_repo_file(settings, ws.read_base_file(".codebot.yml"))
         _check_config(plan, settings)
         _check_changes(ws, known, settings.git.protected_paths)
         title, body = prose.inline(redact(plan.title)), safe_body(plan.body, plan.closes, redact)
-        repeat = ws.commit_of(f"origin/{plan.branch}") == plan.head_commit and (
-            forge.open_pr_body(plan.repo, plan.branch) == body
-        )
-        ws.push()
-        on_event(f"pushed {plan.branch}")
+        same_body = forge.open_pr_body(plan.repo, plan.branch) == body
+        sent = gitapi.send_branch(forge, plan.repo, ws, via_api)
+        on_event(sent.how)
         policy = settings.github.draft
         pull = forge.open_or_update_pr(
             plan.repo,
@@ -436,7 +437,7 @@ def _deliver(
             labels=settings.github.labels,
             reviewers=settings.github.reviewers,
         )
-        return pull, not repeat
+        return pull, sent.fresh or not same_body
     finally:
         ws.cleanup()
 

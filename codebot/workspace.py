@@ -3,7 +3,8 @@
 The user's repository is only ever read from, plus one ref written at the very end
 (`publish_local`): its working tree, index and current branch are never touched.
 A little over our usual length: the bundle helpers of the plan/publish split (`write_bundle`,
-`from_bundle`, `new_changes`) belong with the other git calls, which may live nowhere else.
+`from_bundle`, `new_changes`) and the commit reader of codebot.gitapi (`commits_since`) belong
+with the other git calls, which may live nowhere else.
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ class Change:
     path: str
     mode: str
     link: str | None = None
+
+
+@dataclass(frozen=True)
+class FileAt:
+    """A path as one commit left it: `mode` and blob `sha` (a submodule's commit for 160000)
+    with the blob's bytes in `data`; deleted, `sha` and `data` are None and `mode` the old."""
+
+    path: str
+    mode: str
+    sha: str | None
+    data: bytes | None
+
+
+@dataclass(frozen=True)
+class LocalCommit:
+    """A commit of the branch with the trees it goes from and to, and the paths it changed."""
+
+    sha: str
+    message: str
+    tree: str
+    parent_tree: str
+    files: tuple[FileAt, ...]
 
 
 @dataclass
@@ -167,6 +190,35 @@ class Workspace:
                         link = bytes(data).decode("utf-8", errors="replace")
                     changes.append(Change(sha, path, mode, link))
         return changes
+
+    def commits_since(self, since: str) -> list[LocalCommit]:
+        """The branch's commits after `since`, oldest first and along first parents, each with
+        every path it changed against its first parent: what another host needs to make the
+        same commits again (codebot.gitapi)."""
+        found = []
+        with _git("reading the commits to send"):
+            shas = self._repo.git.rev_list("--reverse", "--first-parent", f"{since}..{self.branch}")
+            for sha in shas.split():
+                commit = self._repo.commit(sha)
+                parent = commit.parents[0]
+                raw = self._repo.git.diff_tree("-r", "-z", "--no-renames", parent.hexsha, sha)
+                fields = raw.split("\0")
+                files = tuple(
+                    self._file_at(meta.split(), path)
+                    for meta, path in zip(fields[0::2], fields[1::2], strict=False)
+                )
+                message = commit.message
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                found.append(LocalCommit(sha, text, commit.tree.hexsha, parent.tree.hexsha, files))
+        return found
+
+    def _file_at(self, meta: list[str], path: str) -> FileAt:
+        """One `diff-tree` record (`:old_mode new_mode old_sha new_sha status`) and its path."""
+        if meta[4] == "D":
+            return FileAt(path, meta[0].lstrip(":"), None, None)
+        mode, sha = meta[1], meta[3]
+        data = None if mode == "160000" else self._repo.odb.stream(bytes.fromhex(sha)).read()
+        return FileAt(path, mode, sha, data)
 
     def push(self) -> None:
         """Push the branch without force: if it moved on the remote, nothing is pushed."""

@@ -15,6 +15,7 @@ import pytest
 from codebot import config as cfg
 from codebot import github_flow
 from codebot.errors import ConfigError, ForgeError, WorkspaceError
+from codebot.events import ReviewContext
 from codebot.forge import ClientOptions, GitHubForge
 from tests.support.git_repos import git
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
@@ -315,3 +316,90 @@ def test_after_a_follow_up_the_pr_body_describes_the_whole_pr(
     assert "(this run): Document the units." in said
     assert "### Checks on the base branch" in pull.body and "❌" in pull.body
     assert "| `duration.py` |" in pull.body and "| `README.md` |" in pull.body  # the whole diff
+
+
+# --- commits GitHub makes (commit_via_api), and replies in review threads ------------------------
+BRANCH = "codebot/issue-42-support-minutes-in-parse-duration"
+README_HUNK = "@@ -1,4 +1,4 @@\n # duration\n \n A tiny library\n Run the tests with `pytest -q`."
+
+
+def record_pushes(remote, tmp_path):
+    """A pre-receive hook noting every push the remote receives (and letting it through)."""
+    log = tmp_path / "pushes"
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\ncat >> {log}\n")
+    hook.chmod(0o755)
+    return log
+
+
+def test_with_commit_via_api_the_branch_holds_a_commit_github_made_and_nothing_is_pushed(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    pushes = record_pushes(remote, tmp_path)
+    via_api = {**env, "CODEBOT_COMMIT_VIA_API": "1"}
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+
+    out = github_flow.run_issue(forge, REPO, 42, settings(via_api, tmp_path), via_api)
+
+    assert out.stop_reason == "passed"
+    head = git(remote, "rev-parse", BRANCH)
+    assert head in hub.verified_commits and head != out.record.head_commit
+    assert git(remote, "rev-parse", f"{BRANCH}^") == git(remote, "rev-parse", "main")
+    code = git(remote, "show", f"{BRANCH}:duration.py")
+    assert '"m": 60' in code and "raise ValueError" in code
+    assert git(remote, "log", "-1", "--format=%s", BRANCH) == "Support minutes in parse_duration"
+    made = [r.path.rsplit("/git/", 1)[1] for r in hub.writes() if "/git/" in r.path]
+    assert made == ["blobs", "trees", "commits", "refs"]
+    assert not pushes.exists()
+    (pull,) = hub.pulls
+    assert pull.head == BRANCH and out.pull.head_sha == head
+    assert out.record.published == (
+        f"committed through the GitHub API (verified); pull request {out.pull.url}"
+    )
+
+
+def test_a_review_comment_follow_up_works_on_its_lines_and_replies_with_the_commit(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    asked = hub.add_review_comment(REPO, first.pull.number, "README.md", 4, "/codebot units", 3)
+    review = ReviewContext("README.md", 4, README_HUNK, asked.id, start_line=3)
+    via_api = {**env, "CODEBOT_COMMIT_VIA_API": "1"}
+    model_server.script(README_EDIT)
+
+    out = github_flow.run_followup(
+        forge, REPO, first.pull.number, "document the units", settings(via_api, tmp_path),
+        via_api, review=review,
+    )  # fmt: skip
+
+    assert out.stop_reason == "passed" and out.record.spec["files"] == ["README.md"]
+    prompt = model_server.requests[-1].messages[1]["content"]
+    assert "Review comment on README.md lines 3..4:" in prompt
+    head = git(remote, "rev-parse", BRANCH)  # GitHub's commit, not the local one
+    assert head in hub.verified_commits
+    (reply,) = [c for c in hub.review_comments if c.in_reply_to == asked.id]
+    assert reply.body == f"Addressed in {head[:7]} ({hub.base}/{REPO}/commit/{head})."
+    assert len(hub.review_comments) == 2
+
+
+def test_a_review_comment_follow_up_that_pushes_nothing_says_so_in_the_thread(
+    hub, forge, env, model_server, remote, tmp_path
+):
+    model_server.script(MINUTES_DIFF, VALIDATION_EDIT)
+    first = github_flow.run_issue(forge, REPO, 42, settings(env, tmp_path), env)
+    before = git(remote, "rev-parse", BRANCH)
+    asked = hub.add_review_comment(REPO, first.pull.number, "duration.py", 9, "/codebot @all")
+    review = ReviewContext("duration.py", 9, "@@ -9 +9 @@", asked.id)
+    model_server.script("The branch already handles this; nothing is left to change.")
+
+    out = github_flow.run_followup(
+        forge, REPO, first.pull.number, "check minutes", settings(env, tmp_path), env,
+        review=review,
+    )  # fmt: skip
+
+    assert out.stop_reason == "nothing_to_do" and git(remote, "rev-parse", BRANCH) == before
+    (reply,) = [c for c in hub.review_comments if c.in_reply_to == asked.id]
+    assert reply.body.startswith(
+        "Nothing was pushed for this comment: nothing to change: the branch already passes"
+    )

@@ -19,7 +19,7 @@ import pytest
 
 from codebot import config as cfg
 from codebot import github_flow
-from codebot.errors import ConfigError, ForgeError
+from codebot.errors import ConfigError, ForgeError, WorkspaceError
 from codebot.forge import ClientOptions, GitHubForge
 from codebot.publish import publish
 from tests.support.git_repos import git
@@ -354,6 +354,49 @@ def test_markup_in_the_body_is_made_inert_again_and_codebots_own_lines_kept(
     assert "<details><summary>Iteration log</summary>" in lines and "</details>" in lines
     assert "Closes #42" in lines and "<sub>Opened by codebot.</sub>" in lines
     assert lines[-2].startswith("<!-- codebot:runs [{") and '"run_id":"r1"' in lines[-2]
+
+
+# --- publishing through the GitHub API (commit_via_api) ------------------------------------------
+def test_through_the_api_the_plan_is_committed_by_github_once_and_never_pushed(
+    hub, forge, writer_env, remote, tmp_path, guarded
+):
+    plan = craft(tmp_path, remote)
+    planned = json.loads((plan / "plan.json").read_text())["head_commit"]
+    env = {**writer_env, "CODEBOT_COMMIT_VIA_API": "1"}
+
+    first = run_publish(plan, forge, env)
+    made = len(hub.writes())
+    again = run_publish(plan, forge, env)
+
+    head = git(remote, "rev-parse", BRANCH)
+    assert head in hub.verified_commits and head != planned
+    tree = git(tmp_path / "craft", "rev-parse", f"{planned}^{{tree}}")
+    assert git(remote, "rev-parse", f"{BRANCH}^{{tree}}") == tree
+    assert not guarded.exists()
+    (pull,) = hub.pulls
+    assert first.pull.number == again.pull.number == pull.number and again.pull.head_sha == head
+    assert (first.comments, again.comments, len(hub.comments)) == (1, 0, 1)
+    assert not [r for r in hub.writes()[made:] if "/git/" in r.path]  # nothing made twice
+
+
+def test_through_the_api_a_branch_that_moved_is_not_forced(
+    hub, forge, writer_env, remote, tmp_path, example_repo
+):
+    git(example_repo, "checkout", "-q", "-b", BRANCH)
+    (example_repo / "NOTES.md").write_text("a person's commit\n")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "a person pushed first")
+    git(example_repo, "push", "-q", str(remote), BRANCH)
+    theirs = git(remote, "rev-parse", BRANCH)
+    plan = craft(tmp_path, remote)
+
+    with pytest.raises(WorkspaceError, match=f"the branch {BRANCH} moved on the remote"):
+        run_publish(plan, forge, {**writer_env, "CODEBOT_COMMIT_VIA_API": "1"})
+
+    assert git(remote, "rev-parse", BRANCH) == theirs and not hub.pulls
+    assert not [r for r in hub.writes() if "/git/" in r.path]
+    (said,) = [c.body for c in hub.comments]
+    assert said.startswith("⚠️ codebot did not publish its change: the branch")
 
 
 # --- whole runs: the plan job, then the publish job ----------------------------------------------

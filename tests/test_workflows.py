@@ -347,6 +347,7 @@ def test_action_declares_the_documented_inputs() -> None:
         "label",
         "setup-network",
         "ca-bundle",
+        "commit-via-api",
         "toolchains",
         "python-version",
         "mode",
@@ -474,7 +475,7 @@ def test_action_keeps_built_environments_between_workflow_runs() -> None:
     uses = [s.get("uses", "") for s in steps]
     scripts = "\n".join(script for _, script in run_scripts(load(ACTION)))
 
-    restore, save = uses.index("actions/cache/restore@v4"), uses.index("actions/cache/save@v4")
+    restore, save = uses.index("actions/cache/restore@v5"), uses.index("actions/cache/save@v5")
     assert restore < [s.get("id") for s in steps].index("run") < save
     assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "~/.codebot-env"
     assert "docker load -q -i ~/.codebot-env/images.tar" in scripts

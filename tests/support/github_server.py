@@ -6,18 +6,25 @@ recorded in `unexpected`, which fails the test at teardown. Longer than our usua
 because it is a whole fake service (state, routes, JSON shapes) that reads best in one place.
 
 Repositories whose `clone_url` is a local (bare) git repository answer from it what GitHub
-answers from git: a PR's head commit and the contents API. CI is scripted: `add_workflow_run`
-and `add_check_suite` make failed runs whose jobs have logs; a job's log is served the way
-GitHub serves it, as a redirect to a separate download URL that takes no token.
+answers from git: a PR's head commit, a branch's head, the contents API, and the Git Data API
+(blobs, trees, commits, refs), whose writes become real objects and refs in that repository
+(`git hash-object -w`, a tree written from a scratch index, `git commit-tree`, `git
+update-ref`, so no hook sees a push). Commits made there are GitHub's: its author and
+committer, and `verification.verified` true when the caller left both to it. Review comments
+are scripted with `add_review_comment`; replies land in `review_comments`. CI is scripted:
+`add_workflow_run` and `add_check_suite` make failed runs whose jobs have logs; a job's log is
+served the way GitHub serves it, as a redirect to a separate download URL that takes no token.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +121,21 @@ class CommentRecord:
 
 
 @dataclass
+class ReviewCommentRecord:
+    """A comment on lines of a PR's diff; a reply has `in_reply_to` set."""
+
+    repo: str
+    pull_number: int
+    id: int
+    body: str
+    author: str
+    path: str
+    line: int | None
+    start_line: int | None = None
+    in_reply_to: int | None = None
+
+
+@dataclass
 class RepoRecord:
     full_name: str
     default_branch: str
@@ -135,6 +157,8 @@ class GitHubServer:
         self.issues: list[IssueRecord] = []
         self.pulls: list[PullRecord] = []
         self.comments: list[CommentRecord] = []
+        self.review_comments: list[ReviewCommentRecord] = []
+        self.verified_commits: set[str] = set()  # commits the Git Data API made and "signed"
         self.ci: list[CiRecord] = []
         self.log_downloads: list[int] = []  # job ids whose log was fetched, in order
         self._blob_key = secrets.token_hex(8)
@@ -204,6 +228,23 @@ class GitHubServer:
         self.issues.append(issue)
         repo.next_number = max(repo.next_number, number + 1)
         return issue
+
+    def add_review_comment(
+        self,
+        full_name: str,
+        pull_number: int,
+        path: str,
+        line: int,
+        body: str,
+        start_line: int | None = None,
+        author: str = "mona",
+    ) -> ReviewCommentRecord:
+        comment = ReviewCommentRecord(
+            self.repos[full_name.lower()].full_name, pull_number, self._next_id(), body, author,
+            path, line, start_line,
+        )  # fmt: skip
+        self.review_comments.append(comment)
+        return comment
 
     def protect(self, full_name: str, branch: str) -> None:
         repo = self.repos[full_name.lower()]
@@ -300,6 +341,12 @@ class GitHubServer:
             (repo + r"/pulls/(?P<n>\d+)", "GET", self._get_pull),
             (repo + r"/pulls/(?P<n>\d+)", "PATCH", self._update_pull),
             (repo + r"/pulls/(?P<n>\d+)/requested_reviewers", "POST", self._request_reviewers),
+            (repo + r"/pulls/(?P<n>\d+)/comments/(?P<c>\d+)/replies", "POST", self._reply),
+            (repo + r"/git/blobs", "POST", self._create_blob),
+            (repo + r"/git/trees", "POST", self._create_tree),
+            (repo + r"/git/commits", "POST", self._create_commit),
+            (repo + r"/git/refs", "POST", self._create_ref),
+            (repo + r"/git/refs/heads/(?P<branch>.+)", "PATCH", self._update_ref),
             (repo + r"/branches/(?P<branch>.+)/protection", "GET", self._get_protection),
             (repo + r"/branches/(?P<branch>.+)", "GET", self._get_branch),
             (repo + r"/contents/(?P<path>.+)", "GET", self._get_contents),
@@ -449,15 +496,193 @@ class GitHubServer:
 
     def _get_branch(self, _: RecordedRequest, owner: str, name: str, branch: str) -> Response:
         repo = self._repo(owner, name)
-        if repo is None or branch not in repo.branches:
+        head = (
+            _git(repo.clone_url, "rev-parse", "-q", "--verify", f"refs/heads/{branch}")
+            if repo
+            else None
+        )
+        if repo is None or (branch not in repo.branches and head is None):
             return 404, _error("Branch not found")
         api = f"{self.url}/repos/{repo.full_name}/branches/{branch}"
+        sha = head or "0" * 40
+        tree = (_git(repo.clone_url, "rev-parse", f"{sha}^{{tree}}") if head else None) or "0" * 40
+        commits = f"{self.url}/repos/{repo.full_name}/commits/{sha}"
+        git_api = f"{self.url}/repos/{repo.full_name}/git"
         return 200, {
             "name": branch,
             "protected": branch in repo.protected,
-            "commit": {"sha": "0" * 40, "url": f"{self.url}/repos/{repo.full_name}/commits/0"},
+            "commit": {
+                "sha": sha,
+                "url": commits,
+                "commit": {
+                    "url": f"{git_api}/commits/{sha}",
+                    "tree": {"sha": tree, "url": f"{git_api}/trees/{tree}"},
+                },
+            },
             "protection_url": f"{api}/protection",
             "_links": {"self": api, "html": f"{self.base}/{repo.full_name}/tree/{branch}"},
+        }
+
+    # --- the Git Data API, written into the local bare repository --------------------------
+    def _git_repo(self, owner: str, name: str) -> RepoRecord | None:
+        repo = self._repo(owner, name)
+        return repo if repo is not None and Path(repo.clone_url).is_dir() else None
+
+    def _create_blob(self, req: RecordedRequest, owner: str, name: str) -> Response:
+        repo = self._git_repo(owner, name)
+        if repo is None:
+            return 404, _error("Not Found")
+        body = req.body if isinstance(req.body, dict) else {}
+        content, encoding = body.get("content"), body.get("encoding", "utf-8")
+        if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
+            return 422, _invalid("Blob", "content", "invalid")
+        try:
+            data = base64.b64decode(content, validate=True) if encoding == "base64" else None
+        except ValueError:
+            return 422, _error("Invalid base64 content")
+        raw = data if data is not None else content.encode()
+        sha = _git_bytes(repo.clone_url, raw, "hash-object", "-w", "--stdin")
+        url = f"{self.url}/repos/{repo.full_name}/git/blobs/{sha}"
+        return 201, {"sha": sha, "url": url}
+
+    def _create_tree(self, req: RecordedRequest, owner: str, name: str) -> Response:
+        """`base_tree` with each entry set, or deleted (`sha: null`), like GitHub; an entry
+        naming an object the repository lacks, or deleting a path it lacks, is refused."""
+        repo = self._git_repo(owner, name)
+        body = req.body if isinstance(req.body, dict) else {}
+        entries, base = body.get("tree"), body.get("base_tree")
+        if repo is None:
+            return 404, _error("Not Found")
+        files = _tree_files(repo.clone_url, base) if isinstance(base, str) else {}
+        if files is None or not isinstance(entries, list):
+            return 422, _error("tree.base_tree is not a valid tree")
+        for entry in entries:
+            refusal = _apply_entry(repo.clone_url, files, entry)
+            if refusal:
+                return 422, _error(refusal)
+        sha = _write_tree(repo.clone_url, files)
+        if sha is None:
+            return 422, _error("GitRPC::BadObjectState")
+        listing = _git(repo.clone_url, "ls-tree", sha) or ""
+        top = [line.split(None, 3) for line in listing.splitlines()]
+        url = f"{self.url}/repos/{repo.full_name}/git/trees/{sha}"
+        return 201, {"sha": sha, "url": url, "truncated": False, "tree": [
+            {"mode": m, "type": t, "sha": o, "path": p} for m, t, o, p in top
+        ]}  # fmt: skip
+
+    def _create_commit(self, req: RecordedRequest, owner: str, name: str) -> Response:
+        """GitHub authors the commit; it "signs" (marks verified) only one whose author and
+        committer it chose."""
+        repo = self._git_repo(owner, name)
+        body = req.body if isinstance(req.body, dict) else {}
+        message, tree, parents = body.get("message"), body.get("tree"), body.get("parents", [])
+        if repo is None:
+            return 404, _error("Not Found")
+        if not isinstance(message, str) or _kind(repo.clone_url, tree) != "tree":
+            return 422, _invalid("Commit", "tree", "invalid")
+        if not isinstance(parents, list) or any(
+            _kind(repo.clone_url, p) != "commit" for p in parents
+        ):
+            return 422, _invalid("Commit", "parents", "invalid")
+        bot = {
+            "GIT_AUTHOR_NAME": self.login,
+            "GIT_AUTHOR_EMAIL": f"{self.login}@users.noreply",
+            "GIT_COMMITTER_NAME": "GitHub",
+            "GIT_COMMITTER_EMAIL": "noreply@github.com",
+        }
+        args = [arg for parent in parents for arg in ("-p", parent)]
+        sha = _git_bytes(repo.clone_url, message.encode(), "commit-tree", str(tree), *args, env=bot)
+        verified = "author" not in body and "committer" not in body
+        if verified:
+            self.verified_commits.add(sha)
+        api = f"{self.url}/repos/{repo.full_name}/git"
+        return 201, {
+            "sha": sha,
+            "url": f"{api}/commits/{sha}",
+            "html_url": f"{self.base}/{repo.full_name}/commit/{sha}",
+            "message": message,
+            "tree": {"sha": tree, "url": f"{api}/trees/{tree}"},
+            "parents": [{"sha": p, "url": f"{api}/commits/{p}"} for p in parents],
+            "author": {"name": self.login, "email": f"{self.login}@users.noreply"},
+            "committer": {"name": "GitHub", "email": "noreply@github.com"},
+            "verification": {"verified": verified, "reason": "valid" if verified else "unsigned",
+                             "signature": None, "payload": None},
+        }  # fmt: skip
+
+    def _create_ref(self, req: RecordedRequest, owner: str, name: str) -> Response:
+        repo = self._git_repo(owner, name)
+        body = req.body if isinstance(req.body, dict) else {}
+        ref, sha = body.get("ref"), body.get("sha")
+        if repo is None:
+            return 404, _error("Not Found")
+        if not isinstance(ref, str) or not re.fullmatch(r"refs/[^/]+/.+", ref):
+            return 422, _error("Reference name is invalid")
+        if _kind(repo.clone_url, sha) != "commit":
+            return 422, _error("Object does not exist")
+        if _git(repo.clone_url, "update-ref", ref, str(sha), "") is None:
+            return 422, _error("Reference already exists")
+        if ref.startswith("refs/heads/"):
+            repo.branches.add(ref.removeprefix("refs/heads/"))
+        return 201, self._ref_json(repo, ref, str(sha))
+
+    def _update_ref(self, req: RecordedRequest, owner: str, name: str, branch: str) -> Response:
+        """Like GitHub: only a fast-forward unless `force` is true."""
+        repo = self._git_repo(owner, name)
+        body = req.body if isinstance(req.body, dict) else {}
+        sha, ref = body.get("sha"), f"refs/heads/{branch}"
+        if repo is None:
+            return 404, _error("Not Found")
+        old = _git(repo.clone_url, "rev-parse", "-q", "--verify", ref)
+        if old is None:
+            return 422, _error("Reference does not exist")
+        if _kind(repo.clone_url, sha) != "commit":
+            return 422, _error("Object does not exist")
+        ahead = _git(repo.clone_url, "merge-base", "--is-ancestor", old, str(sha)) is not None
+        if not ahead and body.get("force") is not True:
+            return 422, _error("Update is not a fast forward")
+        if _git(repo.clone_url, "update-ref", ref, str(sha), old) is None:
+            return 422, _error("Update is not a fast forward")
+        return 200, self._ref_json(repo, ref, str(sha))
+
+    def _ref_json(self, repo: RepoRecord, ref: str, sha: str) -> Json:
+        api = f"{self.url}/repos/{repo.full_name}/git"
+        target = {"sha": sha, "type": "commit", "url": f"{api}/commits/{sha}"}
+        return {"ref": ref, "url": f"{api}/{ref}", "object": target}
+
+    def _reply(self, req: RecordedRequest, owner: str, name: str, n: str, c: str) -> Response:
+        """A reply in a review comment's thread; GitHub takes no reply to a reply."""
+        repo = self._repo(owner, name)
+        pull = self._pull(repo, int(n))
+        found = [r for r in self.review_comments if repo and r.repo == repo.full_name]
+        parent = next((r for r in found if r.pull_number == int(n) and r.id == int(c)), None)
+        if repo is None or pull is None or parent is None:
+            return 404, _error("Not Found")
+        body = req.body.get("body") if isinstance(req.body, dict) else None
+        if not isinstance(body, str) or not body:
+            return 422, _invalid("PullRequestReviewComment", "body", "missing_field")
+        if parent.in_reply_to is not None:
+            return 422, _error("Replies to replies are not supported")
+        reply = ReviewCommentRecord(
+            repo.full_name, pull.number, self._next_id(), body, self.login, parent.path,
+            parent.line, parent.start_line, parent.id,
+        )  # fmt: skip
+        self.review_comments.append(reply)
+        return 201, self._review_comment_json(reply)
+
+    def _review_comment_json(self, comment: ReviewCommentRecord) -> Json:
+        api = f"{self.url}/repos/{comment.repo}/pulls"
+        html = f"{self.base}/{comment.repo}/pull/{comment.pull_number}"
+        return {
+            "id": comment.id,
+            "body": comment.body,
+            "user": self._user(comment.author),
+            "path": comment.path,
+            "line": comment.line,
+            "start_line": comment.start_line,
+            "in_reply_to_id": comment.in_reply_to,
+            "url": f"{api}/comments/{comment.id}",
+            "pull_request_url": f"{api}/{comment.pull_number}",
+            "html_url": f"{html}#discussion_r{comment.id}",
         }
 
     def _get_protection(self, _: RecordedRequest, owner: str, name: str, branch: str) -> Response:
@@ -728,6 +953,74 @@ def _git(clone_url: str, *args: str) -> str | None:
         return None
     out = subprocess.run(["git", "--git-dir", clone_url, *args], capture_output=True, text=True)
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_bytes(clone_url: str, data: bytes, *args: str, env: Mapping[str, str] = {}) -> str:
+    """git with `data` on stdin, in a local bare repository; its output, which must exist."""
+    out = subprocess.run(["git", "--git-dir", clone_url, *args], input=data, capture_output=True,
+                         env={**os.environ, **env}, check=True)  # fmt: skip
+    return out.stdout.decode().strip()
+
+
+def _kind(clone_url: str, sha: object) -> str | None:
+    """The type of object `sha` in the repository (blob, tree, commit), None if absent."""
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        return None
+    return _git(clone_url, "cat-file", "-t", sha)
+
+
+def _tree_files(clone_url: str, tree: str) -> dict[str, tuple[str, str]] | None:
+    """Every path of a tree, recursively: path -> (mode, object id)."""
+    if _kind(clone_url, tree) != "tree":
+        return None
+    out = subprocess.run(["git", "--git-dir", clone_url, "ls-tree", "-r", "-z", tree],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    files = {}
+    for record in filter(None, out.split("\0")):
+        meta, path = record.split("\t", 1)
+        mode, _, sha = meta.split()
+        files[path] = (mode, sha)
+    return files
+
+
+_MODES = {"100644": "blob", "100755": "blob", "120000": "blob", "160000": "commit"}
+
+
+def _apply_entry(clone_url: str, files: dict[str, tuple[str, str]], entry: object) -> str:
+    """Set or delete one path of a tree being made; what GitHub would refuse, else ""."""
+    if not isinstance(entry, dict):
+        return "tree entries must be objects"
+    path, mode, kind, sha = (entry.get(k) for k in ("path", "mode", "type", "sha"))
+    if not isinstance(path, str) or not path or path.startswith("/") or path.endswith("/"):
+        return f"tree.path {path!r} is invalid"
+    if not isinstance(mode, str) or _MODES.get(mode) != kind:
+        return f"tree.mode {mode!r} does not fit type {kind!r}"
+    if "content" in entry and isinstance(entry["content"], str):
+        sha = _git_bytes(clone_url, entry["content"].encode(), "hash-object", "-w", "--stdin")
+    if sha is None:
+        if files.pop(path, None) is None:
+            return f"tree.path {path!r} cannot be deleted: it is not in the base tree"
+        return ""
+    if kind == "blob" and _kind(clone_url, sha) != "blob":
+        return f"tree.sha {sha!r} is not a valid blob"
+    if kind == "commit" and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}", sha)):
+        return f"tree.sha {sha!r} is not a commit id"
+    files[path] = (mode, str(sha))
+    return ""
+
+
+def _write_tree(clone_url: str, files: Mapping[str, tuple[str, str]]) -> str | None:
+    """The tree holding exactly `files`, written from a scratch index (None if git refuses)."""
+    with tempfile.TemporaryDirectory(prefix="github-double-") as scratch:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        info = "".join(f"{mode} {sha}\t{path}\0" for path, (mode, sha) in sorted(files.items()))
+        steps = [(["read-tree", "--empty"], ""), (["update-index", "-z", "--index-info"], info)]
+        for args, data in [*steps, (["write-tree"], "")]:
+            done = subprocess.run(["git", "--git-dir", clone_url, *args], input=data, env=env,
+                                  capture_output=True, text=True)  # fmt: skip
+            if done.returncode != 0:
+                return None
+        return done.stdout.strip()
 
 
 def _error(message: str) -> Json:
