@@ -177,7 +177,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
 
 
 # The commands defined in their own modules register themselves on `cli` when imported.
-from codebot import cli_github, cli_tools  # noqa: E402, F401
+from codebot import cli_github, cli_knowledge, cli_tools, cli_ui  # noqa: E402, F401
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

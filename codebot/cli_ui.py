@@ -1,0 +1,3 @@
+"""The commands around a run: doctor, show, runs, init (registered on `codebot.cli.cli`)."""
+
+from __future__ import annotations
