@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -37,12 +40,40 @@ def _model_options(fn: Any) -> Any:
         click.option(
             "--runs-dir",
             type=click.Path(file_okay=False, path_type=Path),
-            help="Where run files go (default: .codebot/runs).",
+            help="Where run files go (default: the repository's .git/codebot/runs for local "
+            "runs, .codebot/runs for GitHub runs).",
         ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a run command reports: `quiet` drops the progress, `json` prints the run record
+    on stdout at the end (every other line then goes to stderr, so stdout parses)."""
+
+    quiet: bool = False
+    json: bool = False
+
+
+def _output_options(fn: Any) -> Any:
+    """--quiet and --json, passed to the command as one `output: Output`."""
+
+    def wrapped(*args: Any, quiet: bool, as_json: bool, **kwargs: Any) -> Any:
+        return fn(*args, output=Output(quiet, as_json), **kwargs)
+
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    wrapped = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the run record (run.json) on stdout at the end; other lines go to stderr.",
+    )(wrapped)
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress lines; only the final ones."
+    )(wrapped)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,22 +96,25 @@ def cli() -> None:
     help="The git repository to work on. Its working tree is never modified.",
 )
 @_model_options
-def dry_run(spec: Path, repo: Path, **flags: Any) -> None:
+@_output_options
+def dry_run(spec: Path, repo: Path, output: Output, **flags: Any) -> None:
     """Run every stage except push and PR.
 
     Works in an isolated clone, runs the checks in a sandbox, and leaves a local branch
-    codebot/<slug> in REPO plus patch.diff, pr.md and run.json under .codebot/runs/<run-id>/.
+    codebot/<slug> in REPO plus patch.diff, pr.md and run.json under REPO's
+    .git/codebot/runs/<run-id>/ (or --runs-dir).
     """
     from codebot.local import RunRequest
 
-    _run(RunRequest(spec, repo.resolve(), _settings(flags)))
+    _run(RunRequest(spec, repo.resolve(), _settings(flags)), output)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @_model_options
-def resume(run_dir: Path, **flags: Any) -> None:
-    """Continue an interrupted dry-run from its run directory (.codebot/runs/<run-id>).
+@_output_options
+def resume(run_dir: Path, output: Output, **flags: Any) -> None:
+    """Continue an interrupted dry-run from its run directory (`codebot runs` lists them).
 
     Finished iterations are replayed from the record (no model call, no checks); the run
     goes on from the next one with the same run id.
@@ -95,7 +129,7 @@ def resume(run_dir: Path, **flags: Any) -> None:
         raise click.ClickException(f"{run_dir}/run.json names no spec or repo ({exc})") from None
     flags.setdefault("runs_dir", None)
     flags["runs_dir"] = flags["runs_dir"] or run_dir.parent
-    _run(RunRequest(spec, repo, _settings(flags), resume=run_dir))
+    _run(RunRequest(spec, repo, _settings(flags), resume=run_dir), output)
 
 
 @cli.command()
@@ -106,10 +140,14 @@ def resume(run_dir: Path, **flags: Any) -> None:
     help="Where to create the example repository (default: a new folder under .codebot/examples).",
 )
 @_model_options
-def example(directory: Path | None, **flags: Any) -> None:
+@_output_options
+def example(directory: Path | None, output: Output, **flags: Any) -> None:
     """Create the bundled example repository (a failing test) and dry-run its task on it."""
     from codebot.local import RunRequest
+    from codebot.runner import preflight
 
+    settings = _settings(flags)
+    preflight(settings)  # an endpoint and an engine first: no example left behind for nothing
     source = EXAMPLES / "parse-duration"
     if not source.is_dir():
         raise click.ClickException(f"the bundled example is missing at {source}")
@@ -121,9 +159,9 @@ def example(directory: Path | None, **flags: Any) -> None:
                  ["-c", "user.name=example", "-c", "user.email=example@localhost",
                   "commit", "-q", "-m", "Example project with a failing test"]):  # fmt: skip
         subprocess.run(["git", *args], cwd=target, check=True)
-    _echo(f"example repository: {target}", err=True)
+    _echo(f"example repository: {target.resolve()}", err=True)
     spec = EXAMPLES / "parse-duration.yaml"
-    _run(RunRequest(spec, target.resolve(), _settings(flags)))
+    _run(RunRequest(spec, target.resolve(), settings), output)
 
 
 def _echo(text: str, err: bool = False) -> None:
@@ -133,6 +171,32 @@ def _echo(text: str, err: bool = False) -> None:
 
 def _progress(line: str) -> None:
     _echo(f"  {line}", err=True)
+
+
+@contextlib.contextmanager
+def _watching(output: Output) -> Iterator[Callable[[str], None]]:
+    """A run's progress sink for where stderr goes (codebot.ui), redacted like every line
+    the CLI prints, and closed before the final lines whatever happens."""
+    from codebot import ui
+
+    redact = Redactor.from_env(os.environ)
+
+    def console() -> Any:
+        from rich.console import Console
+
+        return Console(stderr=True)
+
+    sink = ui.choose(
+        quiet=output.quiet,
+        env=os.environ,
+        tty=sys.stderr.isatty(),
+        write=lambda line: click.echo(line, err=True),
+        console=console,
+    )
+    try:
+        yield lambda line: sink(redact(line))
+    finally:
+        sink.close()
 
 
 def _settings(flags: dict[str, Any]) -> cfg.Settings:
@@ -145,35 +209,54 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
     )
 
 
-def _run(request: RunRequest) -> None:
+def _run(request: RunRequest, output: Output) -> None:
     from codebot.local import execute
 
-    outcome = execute(request, on_event=_progress)
-    _print_outcome(outcome)
+    with _watching(output) as on_event:
+        outcome = execute(request, on_event=on_event)
+    _print_outcome(outcome, output)
+    if output.json:
+        _echo(outcome.files.run_json.read_text(encoding="utf-8").rstrip("\n"))
     sys.exit(stops.exit_code(outcome.record.stop_reason))
 
 
-def _print_outcome(outcome: RunOutcome) -> None:
-    r = outcome.record
+def _print_outcome(outcome: RunOutcome, output: Output = Output()) -> None:
+    """The final lines: how the run ended, the branch, and the absolute path of each run
+    file that holds something (after a failed setup there is no patch and no prompt)."""
+    r, err = outcome.record, output.json
     cost = "cost unknown" if r.cost_usd is None else f"${r.cost_usd:.4f}"
     spent = f"{r.usage.total_tokens:,} tokens, {cost}"
     if r.passed:
-        _echo(f"codebot: all checks passed after {len(r.iterations)} iteration(s); {spent}")
+        _echo(f"codebot: all checks passed after {len(r.iterations)} iteration(s); {spent}", err)
     elif r.stop_reason == "nothing_to_do":
-        _echo(f"codebot: nothing to change ({r.stop_detail}); {spent}")
+        _echo(f"codebot: nothing to change ({r.stop_detail}); {spent}", err)
     else:  # the detail may name iterations itself: say the count apart, never "after N after N"
         _echo(
             f"codebot: stopped ({r.stop_reason}): {r.stop_detail}; "
-            f"{len(r.iterations)} iteration(s), {spent}"
+            f"{len(r.iterations)} iteration(s), {spent}",
+            err,
         )
     if outcome.branch:
-        _echo(f"  branch:     {outcome.branch} (in {r.repo})")
+        _echo(f"  branch:     {outcome.branch} (in {r.repo})", err)
     else:
-        _echo("  branch:     none (nothing reviewable was produced)")
+        _echo("  branch:     none (nothing reviewable was produced)", err)
     f = outcome.files
-    _echo(f"  patch:      {f.patch}")
-    _echo(f"  PR draft:   {f.pr_md}")
-    _echo(f"  run record: {f.run_json}")
+    named = (
+        ("patch", f.patch),
+        ("PR draft", f.pr_md),
+        ("prompt", f.prompt),
+        ("run record", f.run_json),
+    )
+    for label, path in named:
+        if _holds_something(path):
+            _echo(f"  {label + ':':<11} {path.resolve()}", err)
+
+
+def _holds_something(path: Path) -> bool:
+    try:
+        return bool(path.read_text(encoding="utf-8", errors="replace").strip())
+    except OSError:
+        return False
 
 
 # The commands defined in their own modules register themselves on `cli` when imported.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -11,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from codebot import stops
-from codebot.cli import _echo, _model_options, _print_outcome, _progress, _settings, cli
+from codebot.cli import (
+    Output,
+    _echo,
+    _model_options,
+    _output_options,
+    _print_outcome,
+    _progress,
+    _settings,
+    _watching,
+    cli,
+)
 
 if TYPE_CHECKING:
     from codebot.github_flow import GitHubOutcome
@@ -32,7 +43,8 @@ def _artifact_option(fn: Any) -> Any:
 @click.argument("reference", metavar="OWNER/REPO#N")
 @_artifact_option
 @_model_options
-def issue(reference: str, artifact: Path | None, **flags: Any) -> None:
+@_output_options
+def issue(reference: str, artifact: Path | None, output: Output, **flags: Any) -> None:
     """Turn a GitHub issue into a pull request.
 
     Clones the repository, works on branch codebot/issue-N-<slug> (the same branch and PR
@@ -48,17 +60,19 @@ def issue(reference: str, artifact: Path | None, **flags: Any) -> None:
         raise click.BadParameter("expected OWNER/REPO#N, e.g. octo/app#12", param_hint="REFERENCE")
     env = dict(os.environ)
     forge = GitHubForge.from_env(env)
-    outcome = github_flow.run_issue(
-        forge, match[1], int(match[2]), _settings(flags), env, _progress,
-        artifact=artifact and publish.new_directory(artifact),
-    )  # fmt: skip
-    _finish_github(outcome)
+    with _watching(output) as on_event:
+        outcome = github_flow.run_issue(
+            forge, match[1], int(match[2]), _settings(flags), env, on_event,
+            artifact=artifact and publish.new_directory(artifact),
+        )  # fmt: skip
+    _finish_github(outcome, output)
 
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @_model_options
-def run(spec: Path, **flags: Any) -> None:
+@_output_options
+def run(spec: Path, output: Output, **flags: Any) -> None:
     """Run a spec against the GitHub repository it names (`repo: OWNER/NAME`), push, open a PR.
 
     Use `dry-run` to work on a local repository without pushing.
@@ -74,16 +88,18 @@ def run(spec: Path, **flags: Any) -> None:
         raise click.UsageError(f"{spec} has no `repo: OWNER/NAME`; use `codebot dry-run` instead")
     env = dict(os.environ)
     forge = GitHubForge.from_env(env)
-    outcome = github_flow.run_spec(
-        forge, loaded.repo, text, str(spec), settings, env, on_event=_progress
-    )
-    _finish_github(outcome)
+    with _watching(output) as on_event:
+        outcome = github_flow.run_spec(
+            forge, loaded.repo, text, str(spec), settings, env, on_event=on_event
+        )
+    _finish_github(outcome, output)
 
 
 @cli.command()
 @_artifact_option
 @_model_options
-def action(artifact: Path | None, **flags: Any) -> None:
+@_output_options
+def action(artifact: Path | None, output: Output, **flags: Any) -> None:
     """Act on the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH.
 
     Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT. With --artifact, the plan
@@ -94,8 +110,9 @@ def action(artifact: Path | None, **flags: Any) -> None:
 
     env = dict(os.environ)
     where = artifact and publish.new_directory(artifact)
-    outcome = github_flow.run_action(env, _settings(flags), _progress, artifact=where)
-    _finish_github(outcome, env.get("GITHUB_OUTPUT"))
+    with _watching(output) as on_event:
+        outcome = github_flow.run_action(env, _settings(flags), on_event, artifact=where)
+    _finish_github(outcome, output, env.get("GITHUB_OUTPUT"))
 
 
 @cli.command("publish")
@@ -122,26 +139,39 @@ def publish_command(directory: Path) -> None:
     sys.exit(stops.exit_code(done.stop_reason))
 
 
-def _finish_github(outcome: GitHubOutcome, output_file: str | None = None) -> None:
+def _finish_github(outcome: GitHubOutcome, output: Output, output_file: str | None = None) -> None:
     from codebot.local import RunOutcome
 
+    err = output.json  # stdout then holds only the JSON
     if outcome.record is not None and outcome.files is not None:
-        _print_outcome(RunOutcome(outcome.record, outcome.files, outcome.record.branch))
+        _print_outcome(RunOutcome(outcome.record, outcome.files, outcome.record.branch), output)
     else:
-        _echo(f"codebot: {outcome.stop_reason}: {outcome.message}")
+        _echo(f"codebot: {outcome.stop_reason}: {outcome.message}", err)
     if outcome.pull is not None:
-        _echo(f"  pull request: {outcome.pull.url}")
+        _echo(f"  pull request: {outcome.pull.url}", err)
     if outcome.artifact is not None:
-        _echo(f"  plan:       {outcome.artifact} (push it with `codebot publish`)")
+        _echo(f"  plan:       {outcome.artifact} (push it with `codebot publish`)", err)
+    if output.json and outcome.files is not None:
+        _echo(outcome.files.run_json.read_text(encoding="utf-8").rstrip("\n"))
+    elif output.json:
+        _echo(json.dumps({"stop_reason": outcome.stop_reason, "message": outcome.message}))
     cost = outcome.record.cost_usd if outcome.record else None
     url = outcome.pull.url if outcome.pull else ""
-    _write_outputs(output_file, url, outcome.stop_reason, cost)
+    budget = (outcome.record.spec.get("budget") or {}) if outcome.record else {}
+    _write_outputs(output_file, url, outcome.stop_reason, cost, budget.get("max_cost_usd"))
     sys.exit(0 if outcome.artifact else stops.exit_code(outcome.stop_reason))
 
 
-def _write_outputs(output_file: str | None, url: str, stop_reason: str, cost: float | None) -> None:
+def _write_outputs(
+    output_file: str | None,
+    url: str,
+    stop_reason: str,
+    cost: float | None,
+    cap: float | None = None,
+) -> None:
     if output_file:
         with open(output_file, "a", encoding="utf-8") as out:
             out.write(f"pr-url={url}\n")
             out.write(f"stop-reason={stop_reason}\n")
             out.write(f"cost-usd={'' if cost is None else f'{cost:.4f}'}\n")
+            out.write(f"cost-cap-usd={'' if cap is None else f'{cap:.4f}'}\n")

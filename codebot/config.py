@@ -104,6 +104,17 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class KnowledgeConfig:
+    """Where the team's written rules come from (codebot.knowledge). `paths` are the
+    repository's own (`.codebot.yml` `knowledge:`, gitignore-style globs read at the base
+    commit); `dirs` and `repos` are the operator's, which a repository can never set."""
+
+    paths: tuple[str, ...] = ()
+    dirs: tuple[str, ...] = ()  # CODEBOT_KNOWLEDGE_DIRS, `:`-separated local directories
+    repos: tuple[str, ...] = ()  # CODEBOT_KNOWLEDGE_REPOS, `url@ref` entries (blank-separated)
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelConfig = field(default_factory=ModelConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -124,6 +135,7 @@ class Settings:
     detected_setup: str = ""  # the install step detection found (not one a person wrote)
     # What was changed from what was asked (e.g. a sandbox value lowered to the ceiling).
     notes: tuple[str, ...] = ()
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
 
 
 # Keys a repository's .codebot.yml may set, per section.
@@ -195,6 +207,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
         ceiling=SandboxCeiling.from_env(env),
         env_keep=max(1, int(_num(env, "CODEBOT_ENV_KEEP", 10))),
+        knowledge=KnowledgeConfig(
+            dirs=tuple(d for d in env.get("CODEBOT_KNOWLEDGE_DIRS", "").split(":") if d.strip()),
+            repos=tuple(env.get("CODEBOT_KNOWLEDGE_REPOS", "").replace(",", " ").split()),
+        ),
     )
 
 
@@ -208,7 +224,7 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
         raise ConfigError(f"{path}: not valid YAML ({exc})", "fix or remove the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a YAML mapping", "see README 'Configuration'")
-    allowed = set(_REPO_KEYS) | {"spec", "protected_paths"}
+    allowed = set(_REPO_KEYS) | {"spec", "protected_paths", "knowledge"}
     for key in data:
         if key not in allowed:
             raise ConfigError(
@@ -239,8 +255,10 @@ def with_repo_file(settings: Settings, text: str | None, path: str = ".codebot.y
                 f"{path}: `spec.{key}` cannot be set per repository",
                 f"allowed: {', '.join(sorted(_SPEC_DEFAULT_KEYS))}",
             )
+    knowledge = replace(settings.knowledge, paths=_knowledge_paths(data.get("knowledge"), path))
     return replace(
         settings,
+        knowledge=knowledge,
         sandbox=sandbox,
         notes=notes,
         git=git,
@@ -335,6 +353,23 @@ def _section(current: Any, data: dict[str, Any], name: str, path: str) -> Any:
 def _globs(values: Any, path: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ConfigError(f"{path}: `context.exclude` must be a list of globs", "")
+    return tuple(values)
+
+
+def _knowledge_paths(values: Any, path: str) -> tuple[str, ...]:
+    """The repository's knowledge globs: inside the repository, since they are its content."""
+    if values is None:
+        return ()
+    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ConfigError(
+            f"{path}: `knowledge` must be a list of paths or globs", "e.g. [docs/**/*.md, adr/]"
+        )
+    for value in values:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ConfigError(
+                f"{path}: `knowledge` entry `{value}` points outside the repository",
+                "name paths relative to the repository root",
+            )
     return tuple(values)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codebot import prompts
 from codebot import repomap as rm
@@ -38,6 +39,9 @@ from codebot.show import Request, render_requests, requests
 from codebot.spec import TaskSpec
 from codebot.tokens import count_tokens
 
+if TYPE_CHECKING:
+    from codebot.knowledge import Passage
+
 __all__ = [
     "Context",
     "Excerpt",
@@ -51,6 +55,7 @@ __all__ = [
     "numbered",
     "render_feedback",
     "render_files",
+    "render_knowledge",
     "render_repository",
     "render_requests",
     "render_task",
@@ -351,7 +356,19 @@ def _omitted_note(names: Sequence[str], more: int) -> str:
     return f"\n(Not shown for space: {listed}{rest}; ask with SHOW.)\n"
 
 
-def render_task(spec: TaskSpec, ctx: Context, baseline: str) -> str:
+def render_knowledge(passages: Sequence[Passage]) -> str:
+    """The team's rules that bear on the task (codebot.knowledge), each under its source:
+    repository content, so data, never instructions. Empty when there are none."""
+    blocks = [
+        untrusted(f"[{shown_path(p.source)}] {shown_path(p.heading)}".rstrip() + "\n")
+        + untrusted(p.text.strip("\n") + "\n")
+        for p in passages
+    ]
+    return prompts.render("knowledge.md", passages="\n".join(blocks)) if blocks else ""
+
+
+def render_task(spec: TaskSpec, ctx: Context, baseline: str, knowledge: str = "") -> str:
+    """The first prompt; `knowledge` is `render_knowledge`'s section (empty: none)."""
     acceptance = "".join(f"\n- {untrusted(a)}" for a in spec.acceptance)
     total = len(ctx.tree) + ctx.tree_omitted
     note = f", {len(ctx.tree)} of {total} for space" if ctx.tree_omitted else ""
@@ -366,6 +383,7 @@ def render_task(spec: TaskSpec, ctx: Context, baseline: str) -> str:
         tree="\n".join(shown_names(ctx.tree)),
         files=files or "(none)\n",
         baseline=baseline,
+        knowledge=knowledge,
     )
 
 

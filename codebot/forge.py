@@ -11,6 +11,7 @@ that may import PyGithub.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import urllib.request
@@ -28,7 +29,7 @@ from github.Repository import Repository
 from github.WorkflowJob import WorkflowJob
 
 from codebot.errors import ConfigError, ForgeError
-from codebot.protocols import BranchHead, MadeCommit, TreeEntry
+from codebot.protocols import BranchHead, MadeCommit, PastReviewComment, TreeEntry
 from codebot.records import FailedJob, IssueInfo, PullInfo, RepoInfo
 from codebot.text import CUT, clip
 
@@ -229,6 +230,24 @@ class GitHubForge:
         with self._calling(f"replying to review comment {comment_id} on {full_name}#{number}"):
             pull = self._repo(full_name).get_pull(number)
             return pull.create_review_comment_reply(comment_id, body).html_url
+
+    def past_review_comments(self, full_name: str, limit: int) -> tuple[PastReviewComment, ...]:
+        """Review comments of recently closed PRs (for `codebot learn`): one request for the
+        list, one per PR; `merged_at` is in the list, so no PR is fetched again."""
+        found: list[PastReviewComment] = []
+        with self._calling(f"reading the review comments of closed pull requests of {full_name}"):
+            pulls = self._repo(full_name).get_pulls(
+                state="closed", sort="updated", direction="desc"
+            )
+            for pull in itertools.islice(pulls, max(0, limit)):
+                merged = pull.merged_at is not None
+                found += [
+                    PastReviewComment(pull.number, merged, c.id, c.body or "",
+                                      c.user.login if c.user else "", c.path or "", c.line,
+                                      c.html_url or "", c.in_reply_to_id)
+                    for c in pull.get_review_comments()
+                ]  # fmt: skip
+        return tuple(found)
 
     # --- Git Data: commits GitHub makes itself (codebot.gitapi) ------------------------------
     def branch_head(self, full_name: str, branch: str) -> BranchHead | None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from codebot.config import ModelConfig
 from codebot.errors import ModelError
@@ -50,6 +50,11 @@ LIST_PRICES: dict[str, tuple[float, float]] = {
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 # How vLLM, llama.cpp, OpenAI and others word "the prompt is longer than the model's context".
 _CONTEXT_HINTS = ("context length", "context window", "context size", "prompt is too long")
+
+
+class EndpointUnavailable(ModelError):
+    """The endpoint cannot serve the model now: down, rate-limited past its retries, or it
+    has no such model. Another provider of the same model may (codebot.ladder falls back)."""
 
 
 def cost_usd(usage: Usage, config: ModelConfig) -> float | None:
@@ -96,18 +101,37 @@ class OpenAIModel:
         # starts its sandbox, ready (or waited for) at the first call.
         threading.Thread(target=lambda: self.client, daemon=True, name="codebot-llm").start()
 
+    def worst_case_usd(self, prompt_tokens: int) -> float | None:
+        """The most the next call can cost: `prompt_tokens` in, the whole `max_tokens` out, at
+        this model's price; None without a price, or when the endpoint refused max_tokens
+        (then nothing bounds the completion)."""
+        bound = self._options.get("max_tokens", self._options.get("max_completion_tokens"))
+        if not isinstance(bound, int):
+            return None
+        return cost_usd(Usage(prompt_tokens, bound), self._config)
+
     @property
     def client(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                config = self._config
-                self._client = sdk().OpenAI(
-                    base_url=self._base_url,
-                    api_key=config.api_key or "not-needed",
-                    timeout=config.timeout_s,
-                    max_retries=config.max_retries,
-                )
+                self._client = _new_client(self._config, self._base_url)
             return self._client
+
+    @property
+    def url(self) -> str:
+        """The endpoint as messages show it: no credentials, no query."""
+        return self._url()
+
+    def models(self) -> list[str] | None:
+        """The model ids the endpoint lists (`GET /models`, for `codebot doctor`); None when
+        it has no such listing (404), as Azure's deployment URLs have none."""
+        try:
+            return [m.id for m in self.client.models.list()]
+        except sdk().NotFoundError:
+            return None
+        except sdk().OpenAIError as exc:
+            failure = self._translate(exc, 1)
+        raise failure  # outside `except`, like `_post`: the SDK error may quote the key
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         started = time.monotonic()
@@ -184,7 +208,7 @@ class OpenAIModel:
                 "raise CODEBOT_MODEL_TIMEOUT or use a faster model",
             )
         if isinstance(exc, openai_.APIConnectionError):
-            return ModelError(
+            return EndpointUnavailable(
                 f"cannot reach the LLM endpoint at {url}",
                 "check OPENAI_BASE_URL / --base-url and that the server is running",
             )
@@ -199,7 +223,7 @@ class OpenAIModel:
                 f"the endpoint rejected the API key ({status})", "check OPENAI_API_KEY"
             )
         if status == 404 and (exc.code == "model_not_found" or "model" in detail.lower()):
-            return ModelError(
+            return EndpointUnavailable(
                 f"model '{self.name}' not found at {url}", "check CODEBOT_MODEL / --model"
             )
         if status == 404:
@@ -208,11 +232,11 @@ class OpenAIModel:
                 "check OPENAI_BASE_URL / --base-url (it usually ends in /v1)",
             )
         if status == 429 and exc.code == "insufficient_quota":
-            return ModelError(
+            return EndpointUnavailable(
                 "the API key has no quota left (429)", "check the account's plan and billing"
             )
         if status == 429:
-            return ModelError(
+            return EndpointUnavailable(
                 f"rate limited by the LLM endpoint at {url} after {_plural(attempts, 'attempt')}",
                 "lower concurrency or raise the limit",
             )
@@ -247,7 +271,64 @@ class OpenAIModel:
         """The base URL without any user:password part."""
         parts = urlsplit(self._base_url)
         host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=host)).rstrip("/")
+        return urlunsplit(parts._replace(netloc=host, query="")).rstrip("/")
+
+
+def _new_client(config: ModelConfig, base_url: str) -> openai.OpenAI:
+    """The SDK client for `base_url`. A query in it is sent with every request (the SDK would
+    otherwise paste it into the path); an `api-version` in it means Azure OpenAI's
+    deployment URLs, whose client sends the key as an `api-key` header instead."""
+    parts = urlsplit(base_url)
+    query = dict(parse_qsl(parts.query))
+    version = query.pop("api-version", None)
+    common: dict[str, Any] = {
+        "base_url": urlunsplit(parts._replace(query="")),
+        "api_key": config.api_key or "not-needed",
+        "timeout": config.timeout_s,
+        "max_retries": config.max_retries,
+        "default_query": query or None,
+    }
+    if version is not None:
+        return sdk().AzureOpenAI(api_version=version, **common)  # type: ignore[no-any-return]
+    return sdk().OpenAI(**common)  # type: ignore[no-any-return]
+
+
+def embed(config: ModelConfig, model: str, texts: Sequence[str]) -> list[list[float]]:
+    """One vector per text from the endpoint's /embeddings (codebot.knowledge), asked as
+    floats (not every compatible server speaks base64). A failure is a one-line ModelError
+    that never carries the key, as for chat completions."""
+    base_url = config.base_url or DEFAULT_BASE_URL
+    host = urlsplit(base_url).netloc.rpartition("@")[2]
+    client = _embeddings_client(base_url, config.api_key, config.timeout_s, config.max_retries)
+    failure: ModelError | None = None
+    try:
+        reply = client.embeddings.create(model=model, input=list(texts), encoding_format="float")
+        data = sorted(reply.data, key=lambda d: d.index)
+    except sdk().OpenAIError as exc:
+        status = getattr(exc, "status_code", None)
+        said = Redactor.of([config.api_key])(" ".join(str(exc).split()))
+        failure = ModelError(
+            f"embeddings from {host} for model '{model}' failed"
+            + (f" (HTTP {status})" if status else "")
+            + f": {clip(said, 200)}",
+            "check CODEBOT_EMBEDDINGS_MODEL and OPENAI_BASE_URL, or unset the model",
+        )
+    if failure is not None:  # raised outside `except`: the SDK error may quote the key
+        raise failure
+    if len(data) != len(texts) or not all(d.embedding for d in data):
+        raise ModelError(
+            f"embeddings from {host} answered {len(data)} vectors for {len(texts)} texts"
+        )
+    return [[float(x) for x in d.embedding] for d in data]
+
+
+@cache
+def _embeddings_client(base_url: str, key: str, timeout_s: float, retries: int) -> openai.OpenAI:
+    """One client per endpoint: making one takes ~20 ms, ten times an embeddings request."""
+    client: openai.OpenAI = sdk().OpenAI(
+        base_url=base_url, api_key=key or "not-needed", timeout=timeout_s, max_retries=retries
+    )
+    return client
 
 
 class _MalformedReply(Exception):

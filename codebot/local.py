@@ -23,6 +23,8 @@ from codebot.runner import Event, Prior, preflight, quiet, solve, with_overrides
 from codebot.spec import TaskSpec, load_spec
 from codebot.workspace import Workspace, read_file_at, tracked_files_at
 
+DEFAULT_RUNS_DIR = cfg.Settings().runs_dir  # `.codebot/runs`, relative: "no --runs-dir given"
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -46,10 +48,31 @@ def configure(request: RunRequest) -> tuple[TaskSpec, cfg.Settings]:
     found = detect_at(request.repo, base)
     repo_file = read_file_at(request.repo, base, ".codebot.yml")
     settings = cfg.with_repo_file(cfg.with_detected(request.settings, found), repo_file)
+    settings = replace(settings, runs_dir=runs_dir_for(request.repo, settings.runs_dir))
     spec = with_overrides(load_spec(request.spec_path, settings.spec_defaults), settings)
     settings = replace(settings, notes=(*settings.notes, *cfg.detected_notes(spec, found)))
     preflight(settings)
     return spec, settings
+
+
+def runs_dir_for(repo: Path, asked: Path) -> Path:
+    """Where a run on `repo` keeps its files, as an absolute path: `--runs-dir` when given,
+    else the repository's own `.git/codebot/runs`, which git never tracks, no clean of the
+    work tree removes, and any later command finds again from the repository."""
+    if asked != DEFAULT_RUNS_DIR:
+        return asked.resolve()
+    return git_dir(repo.resolve()) / "codebot" / "runs"
+
+
+def git_dir(top: Path) -> Path:
+    """The repository's git directory: `.git`, or where a `.git` file (a linked worktree, a
+    submodule) points."""
+    marker = top / ".git"
+    if marker.is_file():
+        text = marker.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("gitdir:"):
+            return (top / text.removeprefix("gitdir:").strip()).resolve()
+    return marker
 
 
 def detect_at(repo: Path, ref: str | None) -> Detection:

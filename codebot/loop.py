@@ -18,12 +18,13 @@ from codebot import context, prompts
 from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
-from codebot.protocols import Model, Sandbox, Worktree
+from codebot.protocols import Model, PricedModel, Recall, Sandbox, Worktree
 from codebot.records import (
     CheckResult,
     Completion,
     Edit,
     EditOutcome,
+    GroundingPassage,
     Iteration,
     IterationEnd,
     Message,
@@ -32,7 +33,7 @@ from codebot.records import (
 from codebot.spec import TaskSpec
 from codebot.stops import StopReason
 from codebot.text import clip
-from codebot.tokens import estimate_tokens
+from codebot.tokens import count_tokens, estimate_tokens
 
 # A reply may say the task is already done instead of sending edits (see system.md).
 NOTHING_TO_DO = re.compile(r"(?im)^\s*NOTHING TO CHANGE\s*:\s*(.*)$")
@@ -48,11 +49,13 @@ class Green:
 
 @dataclass(frozen=True)
 class Retry:
-    """Not done: `feedback` goes back to the model as the next user message."""
+    """Not done: `feedback` goes back to the model as the next user message; `grounding`
+    names the team knowledge it carries (codebot.knowledge)."""
 
     feedback: str
     outcomes: tuple[EditOutcome, ...] = ()
     checks: tuple[CheckResult, ...] = ()
+    grounding: tuple[GroundingPassage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class LoopState:
     asked: frozenset[str] = frozenset()  # SHOW requests already answered
     idle: int = 0
     repeats: int = 0
+    grounding: tuple[GroundingPassage, ...] = ()  # team knowledge shown so far, in order
 
     @property
     def next_number(self) -> int:
@@ -114,8 +118,15 @@ class StopRules:
             max_seconds=None if minutes is None else minutes * 60,
         )
 
-    def before_call(self, state: LoopState, elapsed_s: float) -> Stop | None:
-        """Why the next model call must not be made, if it must not."""
+    def before_call(
+        self,
+        state: LoopState,
+        elapsed_s: float,
+        model: Model | None = None,
+        tokenizer: str | None = None,
+    ) -> Stop | None:
+        """Why the next model call must not be made, if it must not. A `model` that knows its
+        price makes the cost cap hard: its worst case is checked, not an estimate."""
         done = len(state.iterations)
         if done >= self.max_iterations:
             last = next((i.checks for i in reversed(state.iterations) if i.checks), ())
@@ -130,7 +141,8 @@ class StopRules:
                 f"{used} tokens used; the next call (~{next_prompt} prompt tokens) would pass "
                 f"the budget of {self.max_tokens}",
             )
-        return self._cost(state, next_prompt) or self._time(state, elapsed_s)
+        priced = self._worst_case(state, model, tokenizer)
+        return self._cost(state, next_prompt, priced) or self._time(state, elapsed_s)
 
     def after_reply(self, state: LoopState) -> Stop | None:
         """Why the run must stop although the model could be asked again."""
@@ -142,12 +154,36 @@ class StopRules:
             return Stop("no_progress", f"{state.idle} replies in a row changed no file")
         return None
 
-    def _cost(self, state: LoopState, next_prompt: int) -> Stop | None:
+    def _worst_case(
+        self, state: LoopState, model: Model | None, tokenizer: str | None
+    ) -> tuple[int, float] | None:
+        """The next call's prompt tokens and the most it can cost (its whole `max_tokens` as
+        the reply, at the price of whoever answers: PricedModel); None without a price."""
+        if self.max_cost_usd is None or not isinstance(model, PricedModel):
+            return None
+        prompt = count_tokens("".join(m.content for m in state.history), tokenizer)
+        worst = model.worst_case_usd(prompt)
+        return None if worst is None else (prompt, worst)
+
+    def _cost(
+        self, state: LoopState, next_prompt: int, priced: tuple[int, float] | None
+    ) -> Stop | None:
+        """A hard cap when the next call's worst case is known (`priced`); else an estimate
+        of the next call at the price per token paid so far."""
         spent, budget = state.cost_usd, self.max_cost_usd
         if budget is None or spent is None:
             return None
         if spent >= budget:
             return Stop("cost_budget", f"${spent:.4f} spent of ${budget:.4f}")
+        if priced is not None:
+            prompt, worst = priced
+            if spent + worst <= budget:
+                return None
+            return Stop(
+                "cost_budget",
+                f"${spent:.4f} spent; the next call could cost up to ${worst:.4f} ({prompt:,} "
+                f"prompt tokens and a max_tokens reply), past the cap of ${budget:.4f}",
+            )
         # The next call at the price per token paid so far (its reply tokens not yet known).
         tokens = state.usage.total_tokens
         estimate = spent / tokens * next_prompt if tokens else 0.0
@@ -180,6 +216,7 @@ class LoopResult:
     usage: Usage
     cost_usd: float | None
     changed: tuple[str, ...]
+    grounding: tuple[GroundingPassage, ...] = ()
 
     @classmethod
     def of(cls, state: LoopState, end: Green | Stop, max_iterations: int) -> LoopResult:
@@ -196,6 +233,7 @@ class LoopResult:
             usage=state.usage,
             cost_usd=state.cost_usd,
             changed=tuple(sorted(state.changed)),
+            grounding=state.grounding,
         )
 
 
@@ -216,6 +254,7 @@ class Loop:
     model: str | None = None  # the model's name, to count its tokens exactly when known
     show_tokens: int = 4_000  # the most an answer to SHOW requests may take
     feedback_tokens: int = 2_000
+    recall: Recall | None = None  # team knowledge for the feedback on failing checks
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
 
@@ -250,6 +289,9 @@ class Loop:
             asked=state.asked | fresh,
             idle=0 if applied else state.idle + (0 if looked else 1),
             repeats=state.repeats + 1 if earlier is not None else 0,
+            grounding=(*state.grounding, *decision.grounding)
+            if isinstance(decision, Retry)
+            else state.grounding,
         )
         if isinstance(decision, Retry) and (stop := self.rules.after_reply(state)):
             decision = Stop(stop.reason, stop.detail, decision.outcomes, decision.checks)
@@ -338,7 +380,14 @@ class Loop:
         failures = context.check_output(failing)
         text = "\n".join([*notes, failures]) if notes else failures
         said = self._feedback(number, outcomes, text, changes, failing)
-        return Retry(said, outcomes, checks), originals
+        grounding: tuple[GroundingPassage, ...] = ()
+        if self.recall is not None:  # new passages only: what was shown is in the history
+            shown = {g.source for g in state.grounding}
+            passages = tuple(self.recall(changed, failing, shown))
+            if passages:
+                said = f"{said}\n\n{context.render_knowledge(passages).rstrip()}"
+                grounding = GroundingPassage.shown(passages, number)
+        return Retry(said, outcomes, checks, grounding), originals
 
     def _feedback(
         self,
@@ -373,7 +422,7 @@ def run_loop(
     and Ctrl-C end it too, as a Stop; a reply already paid for stays in the record."""
     end: Green | Stop
     while True:
-        if stop := loop.rules.before_call(state, loop.elapsed()):
+        if stop := loop.rules.before_call(state, loop.elapsed(), model, loop.model):
             end = stop
             break
         try:
@@ -418,6 +467,7 @@ def _recorded(state: LoopState, reply: Completion, decision: Decision, step_s: f
         decision=_END[type(decision)],
         feedback=decision.feedback if isinstance(decision, Retry) else "",
         duration_s=round(reply.latency_s + step_s, 3),
+        rung=reply.rung,
     )
     history = state.history
     if isinstance(decision, Retry):

@@ -5,7 +5,8 @@ plumbing (context, edit parsing and applying, checks, the loop) with a model tha
 wrong about *what* to change. Its first answer for a task is the reference diff with every
 hunk's line numbers drifted, as real models misnumber them; any later answer (once the
 conversation holds a reply) is the exact diff. A task the oracle cannot solve is the bot's
-failure, not the model's.
+failure, not the model's. `OracleServer(wrong_first=N)` is a weaker model for the ladder
+benchmark: its first N answers misquote the code (edits the bot refuses), then as above.
 
 Stdlib only, bound to 127.0.0.1, no state beyond the registered tasks: which answer a request
 gets depends on the request alone, so replaying a conversation replays the answers.
@@ -50,24 +51,40 @@ def reply_text(title: str, diff: str) -> str:
     return f"This is the reference change for: {title}\n\n{fence}diff\n{body}{fence}\n"
 
 
-def answer(tasks: dict[str, str], messages: list[dict[str, Any]]) -> str | None:
-    """The reply to a conversation: drifted on the first call, exact after; None when no
-    registered task's title is in the conversation's first user message."""
+def answer(
+    tasks: dict[str, str], messages: list[dict[str, Any]], wrong_first: int = 0
+) -> str | None:
+    """The reply to a conversation: `wrong_first` wrong answers, then drifted, then exact;
+    None when no registered task's title is in the conversation's first user message."""
     first_user = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
     title = next((t for t in sorted(tasks, key=len, reverse=True) if t in first_user), None)
     if title is None:
         return None
-    answered_before = any(m.get("role") == "assistant" for m in messages)
+    answered = sum(m.get("role") == "assistant" for m in messages)
     diff = tasks[title]
-    return reply_text(title, diff if answered_before else drift(diff))
+    if answered < wrong_first:
+        return wrong_text(title, diff, answered + 1)
+    return reply_text(title, diff if answered > wrong_first else drift(diff))
+
+
+def wrong_text(title: str, diff: str, attempt: int) -> str:
+    """A wrong answer as a weak model writes one: an edit of the right file that quotes a
+    line the file does not have, so the bot refuses it and nothing changes. Each attempt
+    misquotes differently, so none is a resend of an earlier one."""
+    path = next((line[6:].strip() for line in diff.split("\n") if line.startswith("+++ b/")), "x")
+    return (
+        f"I think this fixes: {title}\n\n{path}\n<<<<<<< SEARCH\n"
+        f"# a line this file does not have ({attempt})\n=======\n# fixed\n>>>>>>> REPLACE\n"
+    )
 
 
 class OracleServer:
     """`POST /v1/chat/completions` answers from the registered tasks; `GET /v1/models`
     lists the oracle. Every response closes its connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrong_first: int = 0) -> None:
         self.tasks: dict[str, str] = {}
+        self.wrong_first = wrong_first
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -114,7 +131,7 @@ class OracleServer:
     def reply(self, messages: list[dict[str, Any]]) -> str | None:
         with self._lock:
             tasks = dict(self.tasks)
-        return answer(tasks, messages)
+        return answer(tasks, messages, self.wrong_first)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,18 +1,20 @@
 """The seams. loop.py and github_flow.py depend on these, never on an SDK or a concrete class.
 
 Each protocol has one real implementation and one test double:
-- `Model`: llm.OpenAIModel; tests/support/model_server.py (a scripted HTTP server).
+- `Model`: llm.OpenAIModel (and ladder.LadderModel over several); tests/support/model_server.py
+  (a scripted HTTP server).
 - `Sandbox`: sandbox.DockerSandbox; tests/support/scripted_sandbox.py (strict, in-process).
 - `Worktree`: edits.FileTree on the isolated clone; tests use it on a temp directory.
 - `Forge`: forge.GitHubForge; tests/support/github_server.py (a REST server PyGithub talks to).
+- `Recall`: knowledge.Recall over the on-disk index; tests give the loop a real index too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from codebot.records import (
     Completion,
@@ -26,6 +28,9 @@ from codebot.records import (
     RepoInfo,
 )
 
+if TYPE_CHECKING:
+    from codebot.knowledge import Passage
+
 
 class Model(Protocol):
     name: str
@@ -37,6 +42,28 @@ class Model(Protocol):
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         """One chat completion. Raises ModelError once retries are spent."""
+        ...
+
+
+@runtime_checkable
+class PricedModel(Model, Protocol):
+    """A Model that knows its price. Optional: the loop's cost cap uses the worst case when a
+    model offers one, and an estimate from the price paid so far when it does not."""
+
+    def worst_case_usd(self, prompt_tokens: int) -> float | None:
+        """The most the next call can cost with `prompt_tokens` in: the whole `max_tokens`
+        out, at the price of whoever would answer; None when that is unknown."""
+        ...
+
+
+class Recall(Protocol):
+    """The team's knowledge that bears on the work so far (codebot.knowledge)."""
+
+    def __call__(
+        self, files: Sequence[str], failures: str, skip: Collection[str]
+    ) -> Sequence[Passage]:
+        """The passages for the task, the `files` being edited and the current `failures`,
+        best first and within the caller's budget; sources in `skip` were shown already."""
         ...
 
 
@@ -122,6 +149,22 @@ class MadeCommit:
     reason: str
 
 
+@dataclass(frozen=True)
+class PastReviewComment:
+    """A review comment on a closed (perhaps merged) pull request: what codebot.learn reads
+    the team's rules from. `line` is the diff line it is on (None when outdated)."""
+
+    pull: int
+    merged: bool
+    id: int
+    body: str
+    author: str
+    path: str
+    line: int | None
+    url: str
+    in_reply_to: int | None = None
+
+
 class Forge(Protocol):
     """The code host: issues, comments, labels and one pull request per branch."""
 
@@ -182,6 +225,11 @@ class Forge(Protocol):
         self, full_name: str, number: int, comment_id: int, body: str
     ) -> str:
         """Answer in the thread of review comment `comment_id` on PR `number`; its URL."""
+        ...
+
+    def past_review_comments(self, full_name: str, limit: int) -> tuple[PastReviewComment, ...]:
+        """The review comments of the `limit` most recently updated closed pull requests
+        (merged or not), oldest comment of each first."""
         ...
 
     # Git Data: commits the forge makes (and signs), instead of commits pushed to it.

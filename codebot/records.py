@@ -6,6 +6,7 @@ The run record built from these is the single source for logs, the PR body and b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ class Completion:
     latency_s: float
     cost_usd: float | None = None
     attempts: int = 1
+    rung: str = ""  # the model ladder's rung that answered (codebot.ladder); "" without one
 
 
 EditFormat = Literal["search_replace", "diff"]
@@ -144,6 +146,38 @@ class Iteration:
     decision: IterationEnd
     feedback: str
     duration_s: float
+    rung: str = ""  # the model ladder's rung whose reply this was; "" without a ladder
+
+
+@dataclass(frozen=True)
+class RungUsage:
+    """What one rung of the model ladder (codebot.ladder) spent in a run, for the record and
+    the PR body. `max_cost_usd` is the rung's own cap (None: none)."""
+
+    name: str
+    model: str
+    calls: int
+    usage: Usage
+    cost_usd: float | None
+    max_cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class GroundingPassage:
+    """A passage of team knowledge the model was shown (codebot.knowledge): where it is
+    (path:line or a review comment's URL), its heading, its retrieval score, and the
+    prompt that carried it: 0 the first, n the feedback on iteration n."""
+
+    source: str
+    heading: str
+    score: float
+    iteration: int
+
+    @classmethod
+    def shown(cls, passages: Sequence[Any], iteration: int) -> tuple[GroundingPassage, ...]:
+        """What the record keeps of `passages` (codebot.knowledge.Passage) shown at
+        `iteration`."""
+        return tuple(cls(p.source, p.heading, round(p.score, 6), iteration) for p in passages)
 
 
 @dataclass(frozen=True)
@@ -181,6 +215,10 @@ class RunRecord:
     continued: bool = False
     # On GitHub: where the result went ("pushed BRANCH; pull request URL"), or why it did not.
     published: str = ""
+    # The team knowledge the model was shown, prompt by prompt (codebot.knowledge).
+    grounding: tuple[GroundingPassage, ...] = ()
+    # Each rung of the model ladder, in order (one for a run with a single model).
+    rungs: tuple[RungUsage, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -284,4 +322,5 @@ def iteration_from_dict(data: dict[str, Any]) -> Iteration:
         decision=data["decision"],
         feedback=data["feedback"],
         duration_s=data["duration_s"],
+        rung=str(data.get("rung", "")),
     )

@@ -129,6 +129,7 @@ def render_pr_body(
     if spec.get("acceptance"):
         lines += ["### Acceptance criteria (for the reviewer)", ""]
         lines += [f"- [ ] {safe.line(a)}" for a in spec["acceptance"]] + [""]
+    lines += _grounded_in(record, safe)
     lines += _test_integrity(record, patch, safe)
     lines += _run_table(record, safe)
     if record.notes:
@@ -251,6 +252,24 @@ _POLICY = {
 }
 
 
+def _grounded_in(record: RunRecord, safe: _Untrusted) -> list[str]:
+    """The team knowledge the model was shown (codebot.knowledge), each source once, in the
+    order first shown: a reviewer can check the change against the rules it was given."""
+    prompts: dict[tuple[str, str], list[int]] = {}
+    for g in record.grounding:
+        shown = prompts.setdefault((g.source, g.heading), [])
+        if g.iteration not in shown:
+            shown.append(g.iteration)
+    lines = []
+    for (source, heading), when in prompts.items():
+        url = source.startswith(("https://", "http://"))
+        where = safe.line(source) if url else safe.code(source)
+        said = f" — {safe.line(heading)}" if heading.strip() else ""
+        turns = ", ".join("first prompt" if n == 0 else f"feedback on iteration {n}" for n in when)
+        lines.append(f"- {where}{said} ({turns})")
+    return ["### Grounded in", "", *lines, ""] if lines else []
+
+
 def _test_integrity(record: RunRecord, patch: str, safe: _Untrusted) -> list[str]:
     """What the run did to tests, and under which rule (README "Security model")."""
     policy = str(record.spec.get("tests") or "may_add")
@@ -316,7 +335,45 @@ def _run_table(record: RunRecord, safe: _Untrusted) -> list[str]:
         "",
         *(f"The endpoint refused a request option: {note}." for note in record.model_adjustments),
         *([""] if record.model_adjustments else []),
+        *_cost_cap(record),
+        *_rungs(record, safe),
     ]
+
+
+def _cost_cap(record: RunRecord) -> list[str]:
+    """The run's dollar cap, which no model call could pass (codebot.loop.StopRules)."""
+    cap = (record.spec.get("budget") or {}).get("max_cost_usd")
+    if cap is None:
+        return []
+    return [
+        f"Cost cap: ${cap:.4f} for the run; no call was made whose worst case (its prompt and "
+        "a reply of `max_tokens`, at the model's price) would have passed it.",
+        "",
+    ]
+
+
+def _rungs(record: RunRecord, safe: _Untrusted) -> list[str]:
+    """On a model ladder (codebot.ladder): which rung wrote the final change, and what each
+    rung spent against its own cap."""
+    if len(record.rungs) < 2:
+        return []
+    changed = [it for it in record.iterations if any(e.status == "applied" for e in it.edits)]
+    final = changed[-1].rung if changed else ""
+    model = next((r.model for r in record.rungs if r.name == final), "")
+    said = (
+        f"the final change came from rung {safe.code(final)} ({safe.code(model)})."
+        if final
+        else "no rung produced a change."
+    )
+    rows = [
+        f"| {safe.code(r.name)} | {safe.code(r.model)} | {r.calls} "
+        f"| {r.usage.prompt_tokens:,} / {r.usage.completion_tokens:,} "
+        f"| {'unknown' if r.cost_usd is None else f'${r.cost_usd:.4f}'} "
+        f"| {'–' if r.max_cost_usd is None else f'${r.max_cost_usd:.4f}'} |"
+        for r in record.rungs
+    ]
+    head = "| rung | model | calls | tokens (prompt / completion) | cost | rung cap |"
+    return [f"Model ladder: {said}", "", head, "| --- | --- | --- | --- | --- | --- |", *rows, ""]
 
 
 def _iteration_log(record: RunRecord, safe: _Untrusted) -> list[str]:

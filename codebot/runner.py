@@ -12,6 +12,7 @@ record. Each stage is a function of what the earlier ones returned.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,30 +23,31 @@ from string import Template
 from typing import Any
 
 from codebot import config as cfg
-from codebot import context, environment, prose, report, stops, tokens
+from codebot import context, environment, ladder, prose, report, stops, tokens
+from codebot import knowledge as kn
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
 from codebot.diagnose import environment_problem
-from codebot.edits import FileTree
+from codebot.edits import FileTree, parse_edits
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.llm import OpenAIModel
-from codebot.loop import Loop, LoopResult, LoopState, StopRules, run_loop
+from codebot.loop import NOTHING_TO_DO, Loop, LoopResult, LoopState, StopRules, run_loop
 from codebot.protocols import Model
 from codebot.records import (
     CheckResult,
+    GroundingPassage,
     Iteration,
     Message,
     RunRecord,
     Usage,
     iteration_from_dict,
 )
-from codebot.redact import RedactingModel, Redactor
+from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
 from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.stops import StopReason
 from codebot.verify import verify_run
-from codebot.workspace import Workspace
+from codebot.workspace import Workspace, origin_url
 
 Event = Callable[[str], None]
 
@@ -164,6 +166,7 @@ class Baseline:
     timings: Mapping[str, float]
     stop: tuple[StopReason, str] | None = None
     expect: Expectation = field(default_factory=Expectation)
+    grounding: tuple[GroundingPassage, ...] = ()  # team knowledge in the first prompt
 
 
 def solve(
@@ -182,20 +185,23 @@ def solve(
     """
     tokens.warm_up(settings.model.name)  # likewise the tokenizer, when the model has a known one
     redact = Redactor.from_env(env, [settings.model.api_key])
-    asked = RedactingModel(model or OpenAIModel(settings.model), redact)
+    asked = ladder.engine(model, settings.model, env, redact)  # redacts every prompt
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
     spare = Spare(settings, deps, run.run_id)  # the verification's sandbox, starting meanwhile
+    knowledge = _knowledge(run, env)
     try:
-        start = _baseline(run, sandbox, deps)
-        result = _loop(run, sandbox, asked, start, prior)
+        start = _baseline(run, sandbox, deps, knowledge)
+        result = _loop(run, sandbox, asked, start, prior, knowledge)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
         if spare.discard():
             on_event(f"warning: {spare.left}")
         raise
+    finally:
+        knowledge.close()
     closing = Closing(sandbox)  # removed while the committed tree is checked
     ws.stage(result.changed)
     args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, deps)
@@ -214,9 +220,11 @@ def solve(
         head_commit=head,
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
-        notes=settings.notes,
+        notes=(*settings.notes, *asked.notes, *knowledge.notes),
         environment=deps.summary(),
         continued=continued,
+        rungs=asked.rung_usage(),
+        grounding=(*start.grounding, *result.grounding),
     )
     return Solved(record, ws.staged_diff(), start.prompt, redact)
 
@@ -259,7 +267,29 @@ def _start_sandbox(run: Run, env: Environment) -> DockerSandbox:
     return sandbox
 
 
-def _baseline(run: Run, sandbox: DockerSandbox, env: Environment) -> Baseline:
+def _knowledge(run: Run, env: Mapping[str, str]) -> kn.Knowledge:
+    """The team's written rules (codebot.knowledge): the repository's `knowledge:` paths at
+    the base commit, the operator's directories and repositories, and review memory of the
+    repository on GitHub (or all of it for a local repository). A bad source is a note."""
+    options = kn.KnowledgeOptions.of(run.settings, env)
+    repo = kn.RepoAt(run.ws.path, run.ws.base_commit, run.ws.source)
+    found = kn.prepare(options, repo, reviews_of=_github_name(run.ws.source))
+    for note in found.notes:
+        run.on_event(note)
+    return found
+
+
+def _github_name(source: str) -> str:
+    """OWNER/REPO on GitHub of the run's repository: its clone URL's, or for a local one its
+    `origin` remote's; "" (no review memory) when it is not on GitHub."""
+    pattern = r"github\.com[:/]([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
+    found = re.search(pattern, source) or re.search(pattern, origin_url(source))
+    return found[1] if found else ""
+
+
+def _baseline(
+    run: Run, sandbox: DockerSandbox, env: Environment, knowledge: kn.Knowledge
+) -> Baseline:
     """Fill the sandbox, then run the checks before any change; and from what they say, the
     first prompt. A setup step that failed (no environment) ends it here."""
     timings = {"environment_s": run.lap()}
@@ -278,22 +308,27 @@ def _baseline(run: Run, sandbox: DockerSandbox, env: Environment) -> Baseline:
     failure = feedback_for_model(checks, run.settings.feedback_tokens)
     tracked = run.ws.tracked_files()
     settings = run.settings
+    passages = kn.Recall(knowledge, run.spec, kn.FIRST_TOKENS)(run.spec.files, failure, ())
+    section = context.render_knowledge(passages)
     ctx = context.gather(
         run.ws.path,
         tracked,
         run.spec,
         failure,
-        settings.context_tokens,
+        max(0, settings.context_tokens - tokens.estimate_tokens(section)),
         model=settings.model.name or None,
         exclude=settings.context_exclude,
     )
     said = context.baseline_text(failure)
-    task = context.render_task(run.spec, ctx, said)
+    task = context.render_task(run.spec, ctx, said, section)
     prompt = (Message("system", context.system_prompt()), Message("user", task))
     before = (setup,) if setup is not None else ()
     broken = environment_problem(checks, tracked, _dependency_texts(run.ws, tracked))
     stop: tuple[StopReason, str] | None = ("environment_broken", broken) if broken else None
-    return Baseline((*before, *checks), prompt, python_repo, timings, stop, expect=expect)
+    grounding = GroundingPassage.shown(passages, 0)
+    return Baseline(
+        (*before, *checks), prompt, python_repo, timings, stop, expect=expect, grounding=grounding
+    )
 
 
 def _dependency_texts(ws: Workspace, tracked: Sequence[str]) -> dict[str, str]:
@@ -301,7 +336,12 @@ def _dependency_texts(ws: Workspace, tracked: Sequence[str]) -> dict[str, str]:
 
 
 def _loop(
-    run: Run, sandbox: DockerSandbox, model: Model, start: Baseline, prior: Prior | None
+    run: Run,
+    sandbox: DockerSandbox,
+    model: Model,
+    start: Baseline,
+    prior: Prior | None,
+    knowledge: kn.Knowledge,
 ) -> LoopResult:
     """The loop from the first prompt, or from where an interrupted run stopped; or, when
     setup failed, the stop that says so without asking the model."""
@@ -330,9 +370,10 @@ def _loop(
         tracked=tuple(run.ws.tracked_files()),
         model=settings.model.name or None,
         feedback_tokens=settings.feedback_tokens,
+        recall=kn.Recall(knowledge, run.spec) if knowledge.origins else None,
         started=run.t0,
     )
-    state = loop.resume(LoopState(history=start.prompt), done)
+    state = loop.resume(LoopState(history=start.prompt, grounding=start.grounding), done)
     checkpoint = Checkpoint(run, start.checks)
     checkpoint(state.iterations)
     return run_loop(loop, model, state, checkpoint)
@@ -388,12 +429,35 @@ def _commit(run: Run, result: LoopResult) -> str | None:
     return run.ws.commit(run.redact(message), git.author_name, git.author_email)
 
 
+# The loop's words for a resent edit (prompts/repeated_edits.md), read back from the record.
+_REPEATED = re.compile(r"identical to iteration (\d+)")
+
+
 def _iteration_line(it: Iteration) -> str:
     refused = sum(e.status == "refused" for e in it.edits)
+    checks = _checks_line(it.checks) if it.checks else f"checks not run: {_unchecked(it)}"
+    cost = "" if it.cost_usd is None else f", ${it.cost_usd:.4f}"
     return (
         f"iteration {it.number}: {len(it.edits) - refused} edit(s) applied, {refused} refused; "
-        f"{_checks_line(it.checks)}; {it.usage.total_tokens} tokens; {it.duration_s:.1f}s"
+        f"{checks}; {it.usage.total_tokens} tokens{cost}; {it.duration_s:.1f}s"
     )
+
+
+def _unchecked(it: Iteration) -> str:
+    """Why an iteration ran no check, from what it recorded: "checks not run" alone left
+    the reader guessing between a silent model, a repeat and a refusal."""
+    if any(e.status == "refused" for e in it.edits):
+        return "edits refused"
+    if it.edits:
+        return "the edits changed nothing"
+    if parse_edits(it.reply).edits:  # edits in the reply, none applied: a repeat
+        earlier = _REPEATED.search(it.feedback)
+        return f"identical to iteration {earlier[1]}" if earlier else "identical to an earlier try"
+    if context.requests(it.reply):
+        return "asked to see code"
+    if NOTHING_TO_DO.search(it.reply):
+        return "the model said nothing is left to change"
+    return "no edits in the reply"
 
 
 def _checks_line(checks: Sequence[CheckResult]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -431,8 +432,24 @@ def _open(source: Path) -> git.Repo:
     if repo.bare or not repo.working_dir:
         raise WorkspaceError(f"{source} is a bare repository", "pass a repository with a work tree")
     if not repo.head.is_valid():
-        raise WorkspaceError(f"{source} has no commits yet", "commit something first")
+        raise _unreadable_head(repo, source)
     return repo
+
+
+def _unreadable_head(repo: git.Repo, source: Path) -> WorkspaceError:
+    """HEAD cannot be read: an empty repository, or one git refuses to touch because another
+    user owns it (a CI container running as root on a checkout a runner user made), which
+    GitPython reports as an invalid HEAD too."""
+    try:
+        repo.git.rev_parse("--git-dir")
+    except git.GitCommandError as exc:
+        if "dubious ownership" in _stderr(exc):
+            top = shlex.quote(str(repo.working_dir))
+            return WorkspaceError(
+                f'git refuses to read {source}: it is owned by another user ("dubious ownership")',
+                f"if you trust it, run `git config --global --add safe.directory {top}`",
+            )
+    return WorkspaceError(f"{source} has no commits yet", "commit something first")
 
 
 def _head_name(repo: git.Repo) -> str:
@@ -506,6 +523,15 @@ def tracked_files_at(source: Path, ref: str | None = None) -> list[str]:
     with _git(f"listing the files at {ref or 'HEAD'}", "check that the ref exists in the repo"):
         out = repo.git.ls_tree("-r", "-z", "--name-only", ref or "HEAD")
     return [p for p in out.split("\0") if p]
+
+
+def origin_url(path: str) -> str:
+    """The `origin` remote's URL of the repository at `path`; "" when it has none (or
+    `path` is not a local repository)."""
+    try:
+        return str(git.Repo(path).remotes.origin.url)
+    except (git.exc.GitError, AttributeError, ValueError, OSError):
+        return ""
 
 
 def remote_branches(url: str, token: str | None = None) -> list[str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codebot.config import DEFAULT_PROTECTED, ModelConfig
+from codebot import knowledge as kn
+from codebot.config import DEFAULT_PROTECTED, KnowledgeConfig, ModelConfig
 from codebot.edits import FileTree
 from codebot.errors import SandboxError, WorkspaceError
 from codebot.llm import OpenAIModel
@@ -478,3 +479,110 @@ def test_a_first_run_whose_tests_already_pass_still_asks_for_the_change(make_loo
     decision, _ = make_loop(baseline_green=True).step(start(), reply("Looks done to me."))
 
     assert isinstance(decision, Retry)  # a feature may be asked for with every test green
+
+
+# The hard cost cap: a model that knows its price is never called when the worst case of the
+# call (its prompt, and a reply of the whole max_tokens, at its price) could pass the cap.
+
+
+def _priced(server: ScriptedModelServer, max_tokens: int = 1_000) -> OpenAIModel:
+    config = ModelConfig(
+        name="test-model", base_url=server.base_url, api_key="k", max_retries=0,
+        max_output_tokens=max_tokens, price_input_per_mtok=1.0, price_output_per_mtok=2.0,
+    )  # fmt: skip
+    return OpenAIModel(config)
+
+
+def test_a_priced_model_is_never_called_for_a_reply_that_could_pass_the_cap(
+    make_loop: MakeLoop, scripted_sandbox, model_server: ScriptedModelServer
+):
+    # The first call could cost $0.002 at most; it costs $0.0014 and its tests fail. The next
+    # could cost another $0.002 or so, past the $0.003 cap: nothing is scripted for it.
+    model_server.script(Turn.reply(WRONG, usage=(1_000, 200)))
+    scripted_sandbox.script(FAIL)
+
+    result = run_loop(make_loop(max_cost_usd=0.003), _priced(model_server), start())
+
+    assert result.stop_reason == "cost_budget" and len(model_server.requests) == 1
+    assert result.stop_detail.startswith("$0.0014 spent; the next call could cost up to $0.002")
+    assert result.stop_detail.endswith("and a max_tokens reply), past the cap of $0.0030")
+
+
+def test_a_cap_below_the_first_calls_worst_case_stops_before_any_call(
+    make_loop: MakeLoop, model_server: ScriptedModelServer
+):
+    result = run_loop(make_loop(max_cost_usd=0.001), _priced(model_server), start())
+
+    assert result.stop_reason == "cost_budget" and model_server.requests == []
+    assert result.stop_detail == (
+        "$0.0000 spent; the next call could cost up to $0.0020 (3 prompt tokens and a "
+        "max_tokens reply), past the cap of $0.0010"
+    )
+
+
+def test_the_worst_case_rule_lets_a_call_through_that_fits_the_cap_even_at_its_longest(
+    make_loop: MakeLoop, scripted_sandbox, model_server: ScriptedModelServer
+):
+    model_server.script(Turn.reply(FIX, usage=(1_000, 200)))
+    scripted_sandbox.script(PASS)
+
+    result = run_loop(make_loop(max_cost_usd=0.003), _priced(model_server), start())
+
+    assert result.stop_reason == "passed"
+
+
+def test_a_model_without_a_price_keeps_the_estimate_rule(model_server: ScriptedModelServer):
+    rules = StopRules(max_iterations=5, max_cost_usd=0.010)
+    history = (Message("user", "x" * 4_000),)  # ~1,000 prompt tokens next time
+    state = LoopState(history=history, usage=Usage(900, 100), cost_usd=0.008)
+
+    stop = rules.before_call(state, 0, _model(model_server))  # no price: no worst case
+
+    assert stop is not None
+    assert stop.detail == "$0.0080 spent; the next call (~$0.0080) would pass the budget of $0.0100"
+
+
+def test_each_iteration_records_the_rung_that_answered(make_loop: MakeLoop, scripted_sandbox):
+    scripted_sandbox.script(PASS)
+    answered = Completion(FIX, Usage(10, 1), "strong-model", latency_s=0.1, rung="strong")
+
+    _, state = make_loop().step(start(), answered)
+
+    assert state.iterations[0].rung == "strong"
+
+
+def test_feedback_on_failing_checks_carries_new_team_knowledge_once(
+    tree: FileTree, scripted_sandbox: ScriptedSandbox, tmp_path: Path
+) -> None:
+    docs = tmp_path / "team"
+    docs.mkdir()
+    (docs / "arithmetic.md").write_text(
+        "# Arithmetic\n\n## Adding\n\nThe calc add function returns the sum a + b; "
+        "callers of add rely on it for totals.\n"
+    )
+    (docs / "deploys.md").write_text("# Deploys\n\nReleases are tagged from main.\n")
+    options = kn.KnowledgeOptions(KnowledgeConfig(dirs=(str(docs),)), tmp_path / "k.sqlite")
+    knowledge = kn.prepare(options)
+    spec = TaskSpec(title="Fix add", description="add subtracts", test="pytest -q", lint=False)
+    loop = Loop(
+        spec=spec,
+        rules=StopRules(max_iterations=5),
+        tree=tree,
+        sandbox=scripted_sandbox,
+        python_repo=True,
+        recall=kn.Recall(knowledge, spec),
+    )
+    scripted_sandbox.script(FAIL, FAIL)
+
+    first, state = loop.step(start(), reply(WRONG))
+    undo = block("    return a * b\n", "    return a - b\n", why="Back.")
+    second, state = loop.step(state, reply(undo))
+
+    assert isinstance(first, Retry) and isinstance(second, Retry)
+    assert '<untrusted source="team knowledge">' in first.feedback
+    assert "returns the sum a + b" in first.feedback and "Releases" not in first.feedback
+    assert [(g.source.split(":")[0].rsplit("/", 1)[-1], g.iteration) for g in state.grounding] == [
+        ("arithmetic.md", 1)
+    ]
+    assert "team knowledge" not in second.feedback  # shown once; it is in the history
+    knowledge.close()

@@ -353,6 +353,7 @@ def test_action_declares_the_documented_inputs() -> None:
         "mode",
         "artifact-dir",
         "artifact-name",
+        "ladder",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
     assert inputs["draft"]["default"] == "auto"

@@ -38,14 +38,16 @@ def test_token_budget_smaller_than_one_call_stops_before_the_model_is_called_aga
 def test_cost_budget_with_configured_prices_stops_before_the_model_is_called_again(
     dry_run: DryRun, model_server: ScriptedModelServer, docker_client, tmp_path
 ):
-    model_server.script(Turn.reply(MINUTES_DIFF, usage=(4_000, 1_000)))  # the only call
-    spec = write_spec(tmp_path, budget={"max_cost_usd": 0.005})
+    model_server.script(Turn.reply(MINUTES_DIFF, usage=(4_000, 4_000)))  # the only call
+    spec = write_spec(tmp_path, budget={"max_cost_usd": 0.02})
 
-    # USD per million tokens: 4,000 in at $1 plus 1,000 out at $2 is $0.006.
+    # USD per million tokens: 4,000 in at $1 plus 4,000 out at $2 is $0.012. The next call's
+    # worst case (its prompt plus a whole 4,096-token reply, about $0.012) would pass $0.02.
     run = dry_run(spec=spec, CODEBOT_PRICE_INPUT="1.0", CODEBOT_PRICE_OUTPUT="2.0")
 
     record = run.assert_nothing_lost(docker_client, "cost_budget")
     assert len(model_server.requests) == 1
-    assert record["cost_usd"] == pytest.approx(0.006)
-    assert record["stop_detail"] == "$0.0060 spent of $0.0050"
+    assert record["cost_usd"] == pytest.approx(0.012)
+    assert record["stop_detail"].startswith("$0.0120 spent; the next call could cost up to $0.01")
+    assert record["stop_detail"].endswith("past the cap of $0.0200")
     assert run.outcome.branch == BRANCH

@@ -11,7 +11,8 @@ answers from git: a PR's head commit, a branch's head, the contents API, and the
 (`git hash-object -w`, a tree written from a scratch index, `git commit-tree`, `git
 update-ref`, so no hook sees a push). Commits made there are GitHub's: its author and
 committer, and `verification.verified` true when the caller left both to it. Review comments
-are scripted with `add_review_comment`; replies land in `review_comments`. CI is scripted:
+are scripted with `add_review_comment` (on closed pull requests from `add_closed_pull`, too,
+for `codebot learn`); replies land in `review_comments`. CI is scripted:
 `add_workflow_run` and `add_check_suite` make failed runs whose jobs have logs; a job's log is
 served the way GitHub serves it, as a redirect to a separate download URL that takes no token.
 """
@@ -73,6 +74,7 @@ class PullRecord:
     labels: list[str] = field(default_factory=list)
     requested_reviewers: list[str] = field(default_factory=list)
     head_sha: str | None = None  # None: what the branch points at in a local clone_url
+    merged: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,17 @@ class GitHubServer:
         self.review_comments.append(comment)
         return comment
 
+    def add_closed_pull(
+        self, full_name: str, number: int, title: str = "Past change", merged: bool = True
+    ) -> PullRecord:
+        """A pull request already closed (merged unless said otherwise), for review memory."""
+        repo = self.repos[full_name.lower()]
+        pull = PullRecord(repo.full_name, number, f"topic-{number}", repo.default_branch,
+                          title, "", False, "octocat", "closed", merged=merged)  # fmt: skip
+        self.pulls.append(pull)
+        repo.next_number = max(repo.next_number, number + 1)
+        return pull
+
     def protect(self, full_name: str, branch: str) -> None:
         repo = self.repos[full_name.lower()]
         repo.branches.add(branch)
@@ -341,6 +354,7 @@ class GitHubServer:
             (repo + r"/pulls/(?P<n>\d+)", "GET", self._get_pull),
             (repo + r"/pulls/(?P<n>\d+)", "PATCH", self._update_pull),
             (repo + r"/pulls/(?P<n>\d+)/requested_reviewers", "POST", self._request_reviewers),
+            (repo + r"/pulls/(?P<n>\d+)/comments", "GET", self._list_review_comments),
             (repo + r"/pulls/(?P<n>\d+)/comments/(?P<c>\d+)/replies", "POST", self._reply),
             (repo + r"/git/blobs", "POST", self._create_blob),
             (repo + r"/git/trees", "POST", self._create_tree),
@@ -425,6 +439,8 @@ class GitHubServer:
         state = req.query.get("state", "open")
         found = [p for p in self.pulls if p.repo == repo.full_name]
         found = [p for p in found if state == "all" or p.state == state]
+        if req.query.get("sort") == "updated" and req.query.get("direction") == "desc":
+            found = found[::-1]  # the latest scripted counts as the latest updated
         head = req.query.get("head")
         # Like GitHub: the filter needs `owner:branch`; a bare branch name is ignored.
         if head and ":" in head:
@@ -669,6 +685,14 @@ class GitHubServer:
         self.review_comments.append(reply)
         return 201, self._review_comment_json(reply)
 
+    def _list_review_comments(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
+        repo = self._repo(owner, name)
+        if self._pull(repo, int(n)) is None or repo is None:
+            return 404, _error("Not Found")
+        found = [c for c in self.review_comments
+                 if c.repo == repo.full_name and c.pull_number == int(n)]  # fmt: skip
+        return 200, [self._review_comment_json(c) for c in found]
+
     def _review_comment_json(self, comment: ReviewCommentRecord) -> Json:
         api = f"{self.url}/repos/{comment.repo}/pulls"
         html = f"{self.base}/{comment.repo}/pull/{comment.pull_number}"
@@ -849,6 +873,7 @@ class GitHubServer:
             "base": {"ref": pull.base, "label": f"{owner}:{pull.base}", "sha": "0" * 40},
             "labels": [self._label_json(repo, x) for x in pull.labels],
             "requested_reviewers": [self._user(r) for r in pull.requested_reviewers],
+            "merged_at": "2026-01-02T03:04:05Z" if pull.merged else None,
             "url": f"{api}/pulls/{pull.number}",
             "issue_url": f"{api}/issues/{pull.number}",
             "comments_url": f"{api}/issues/{pull.number}/comments",

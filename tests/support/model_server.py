@@ -3,17 +3,23 @@
 Tests script what each request gets back (a reply, or a fault as a `Turn`) and then read
 what the client sent. It is strict: a request beyond the script gets HTTP 500 and is kept in
 `unscripted`, and `assert_done()` (run by the fixture after every test) fails on it, or on
-scripted turns the code never asked for.
+scripted turns the code never asked for. `POST /v1/embeddings` is answered by the server's
+`embed` function when a test gives it one (`hashed_embedding` is a deterministic stand-in for
+a real model), and is unscripted otherwise.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
+import re
 import threading
 import time
+from array import array
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -21,7 +27,31 @@ from typing import Any
 
 import pytest
 
-__all__ = ["RecordedRequest", "ScriptedModelServer", "Turn", "model_server"]
+__all__ = ["RecordedRequest", "ScriptedModelServer", "Turn", "hashed_embedding", "model_server"]
+
+Embed = Callable[[str], list[float]]
+_WORDS = re.compile(r"[a-z0-9]+")
+_FUNCTION_WORDS = frozenset(
+    ("the", "and", "for", "are", "not", "but", "with", "from", "that", "this", "into", "when")
+)
+
+
+def hashed_embedding(text: str, dims: int = 256) -> list[float]:
+    """A deterministic stand-in for an embeddings model: the words of `text` (three letters
+    or more, a few function words left out) and their character trigrams, feature-hashed
+    (blake2b, signed) into `dims` buckets. Texts sharing words or word parts
+    ("money"/"monetary") come out near; it knows no synonyms."""
+    vector = [0.0] * dims
+    for word in _WORDS.findall(text.lower()):
+        if len(word) < 3 or word in _FUNCTION_WORDS:
+            continue
+        padded = f"<{word}>"
+        features = [word] * 2 + [padded[i : i + 3] for i in range(len(padded) - 2)]
+        for feature in features:
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            bucket = int.from_bytes(digest[:4], "little") % dims
+            vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    return vector
 
 
 @dataclass(frozen=True)
@@ -102,9 +132,15 @@ class ScriptedModelServer:
     request is independent of the client's connection pool.
     """
 
-    def __init__(self, model: str = "test-model", require_api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "test-model",
+        require_api_key: str | None = None,
+        embed: Embed | None = None,
+    ) -> None:
         self.model = model
         self.require_api_key = require_api_key
+        self.embed = embed  # answers /v1/embeddings; None: those requests are unscripted
         self.requests: list[RecordedRequest] = []
         self.unscripted: list[RecordedRequest] = []
         self._turns: deque[Turn] = deque()
@@ -179,6 +215,13 @@ class ScriptedModelServer:
         with self._lock:
             self.unscripted.append(request)
 
+    @property
+    def embedded(self) -> list[str]:
+        """Every text the embeddings endpoint was asked for, in order."""
+        with self._lock:
+            asked = [r.body for r in self.requests if r.path.rstrip("/") == "/v1/embeddings"]
+        return [t for body in asked if isinstance(body, dict) for t in _inputs(body)]
+
 
 class _Handler(BaseHTTPRequestHandler):
     owner: ScriptedModelServer
@@ -198,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         request = self._read()
         if request is None:
+            return
+        if request.path.rstrip("/") == "/v1/embeddings" and self.owner.embed is not None:
+            self._send(200, _embeddings(request, self.owner.embed))
             return
         if request.path.rstrip("/") != "/v1/chat/completions":
             self.owner._unexpected(request)
@@ -290,6 +336,32 @@ def _completion(turn: Turn, request: RecordedRequest, owner: ScriptedModelServer
             "total_tokens": prompt + completion,
         }
     return _json(payload)
+
+
+def _inputs(body: Mapping[str, Any]) -> list[str]:
+    given = body.get("input")
+    return [given] if isinstance(given, str) else [str(t) for t in given or []]
+
+
+def _embeddings(request: RecordedRequest, embed: Embed) -> bytes:
+    """An embeddings reply, as floats or (the SDK's default) base64 of float32s."""
+    body = request.body if isinstance(request.body, dict) else {}
+    as_base64 = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(_inputs(body)):
+        vector: Any = embed(text)
+        if as_base64:
+            vector = base64.b64encode(array("f", vector).tobytes()).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(math.ceil(len(t) / 4) for t in _inputs(body))
+    return _json(
+        {
+            "object": "list",
+            "model": body.get("model", ""),
+            "data": data,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def _error(message: str, code: str | None = None) -> bytes:
