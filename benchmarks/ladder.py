@@ -1,4 +1,4 @@
-"""A single strong model against a two-rung model ladder, on the quality task suite.
+"""A single strong model against a two-rung model ladder and best-of-3, on the quality tasks.
 
 Every task of benchmarks/tasks runs as a dry-run (real sandbox, hidden-test judge, as
 `codebot bench --oracle`) once per configuration, side by side in one run:
@@ -7,7 +7,9 @@ Every task of benchmarks/tasks runs as a dry-run (real sandbox, hidden-test judg
 - ladder, weak recovers: a weak rung (an oracle whose first answer misquotes the code, priced
   like gpt-4.1-nano, $0.10 / $0.40) with 2 calls, then the strong rung;
 - ladder, weak escalates: the weak rung's first two answers are wrong, so every task needs
-  the strong rung, which gets the task and the summary of what failed.
+  the strong rung, which gets the task and the summary of what failed;
+- best-of-3, weak: the weak model alone, asked for 3 candidates per iteration; like a model
+  right in one sample of three, only the second candidate (seed 1) is right.
 
 Both oracles answer in no time, so the wall time is the bot's own (clone, sandbox, checks).
 It reports, per configuration and task: solved, model calls (per rung), cost and wall time,
@@ -49,7 +51,9 @@ class Config:
     env: dict[str, str]
 
 
-def configs(strong: OracleServer, recovers: OracleServer, escalates: OracleServer) -> list[Config]:
+def configs(
+    strong: OracleServer, recovers: OracleServer, escalates: OracleServer, sampled: OracleServer
+) -> list[Config]:
     def ladder(weak: OracleServer) -> dict[str, str]:
         rungs = [
             {"name": "weak", "model": "oracle-weak", "base_url": weak.base_url, "key_env": "",
@@ -63,6 +67,10 @@ def configs(strong: OracleServer, recovers: OracleServer, escalates: OracleServe
         Config("strong", model_env(strong, "oracle-strong", STRONG_PRICE)),
         Config("ladder, weak recovers", ladder(recovers)),
         Config("ladder, weak escalates", ladder(escalates)),
+        Config(
+            "best-of-3, weak",
+            {**model_env(sampled, "oracle-weak", WEAK_PRICE), "CODEBOT_CANDIDATES": "3"},
+        ),
     ]
 
 
@@ -115,7 +123,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     names = [c["name"] for c in result["configs"]]
     lines = [
-        "# Model ladder benchmark: one strong model against a two-rung ladder",
+        "# Model ladder benchmark: one strong model, a two-rung ladder, best-of-3",
         "",
         f"{result['machine']}; {result['tasks']} tasks of benchmarks/tasks; oracle models "
         f"(weak ${WEAK_PRICE[0]:.2f} / ${WEAK_PRICE[1]:.2f}, strong ${STRONG_PRICE[0]:.2f} / "
@@ -153,6 +161,8 @@ LEGEND = """\
   right on its second call, so the strong rung is never asked.
 - weak escalates: the weak oracle is wrong on both of its calls; the ladder then sends the
   strong rung the task and one summary of the failures (not the weak replies' edits).
+- best-of-3, weak: three weak candidates per iteration, asked at once; the first (seed 0) is
+  wrong and is undone, the second passes, the third is paid for but never checked.
 - wall time: the runs alone (clone, sandbox, checks, verification), not the judge; the
   oracles answer at once, so a real model's latency comes on top.
 """
@@ -166,7 +176,12 @@ def main() -> None:
     tasks = bench.load_tasks(ROOT / "benchmarks" / "tasks", args.only)
     ping(cfg.SandboxConfig().image)
     t0 = time.monotonic()
-    servers = [OracleServer(), OracleServer(wrong_first=1), OracleServer(wrong_first=WEAK_CALLS)]
+    servers = [
+        OracleServer(),
+        OracleServer(wrong_first=1),
+        OracleServer(wrong_first=WEAK_CALLS),
+        OracleServer(right_seeds=frozenset({1})),
+    ]
     for server in servers:
         server.start()
         for task in tasks:

@@ -38,6 +38,12 @@ def _model_options(fn: Any) -> Any:
             "--max-iterations", type=click.IntRange(1, 50), help="Override the spec's limit."
         ),
         click.option(
+            "--candidates",
+            type=click.IntRange(1, 8),
+            help="Best-of-N: replies asked per iteration, each checked; the first that passes "
+            "wins (default: $CODEBOT_CANDIDATES, else 1).",
+        ),
+        click.option(
             "--runs-dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Where run files go (default: the repository's .git/codebot/runs for local "
@@ -206,6 +212,7 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
         base_url=flags.get("base_url"),
         runs_dir=flags.get("runs_dir"),
         max_iterations=flags.get("max_iterations"),
+        candidates=flags.get("candidates"),
     )
 
 

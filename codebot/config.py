@@ -124,6 +124,7 @@ class Settings:
     max_iterations: int | None = None
     max_cost_usd: float | None = None
     max_minutes: float | None = None
+    candidates: int = 1  # replies asked per iteration, best-of-N (codebot.candidates)
     runs_dir: Path = Path(".codebot/runs")
     context_tokens: int = 12_000
     # Globs of files the model is never shown unasked (on top of the built-in noise list).
@@ -205,6 +206,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_iterations=int(_num(env, "CODEBOT_MAX_ITERATIONS", 0)) if iterations else None,
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
+        candidates=_candidates(_num(env, "CODEBOT_CANDIDATES", 1), "CODEBOT_CANDIDATES"),
         ceiling=SandboxCeiling.from_env(env),
         env_keep=max(1, int(_num(env, "CODEBOT_ENV_KEEP", 10))),
         knowledge=KnowledgeConfig(
@@ -314,7 +316,22 @@ def with_flags(settings: Settings, **flags: Any) -> Settings:
         out = replace(out, max_iterations=flags["max_iterations"])
     if flags.get("image") is not None:
         out = replace(out, sandbox=replace(out.sandbox, image=flags["image"]))
+    if flags.get("candidates") is not None:
+        out = replace(out, candidates=_candidates(flags["candidates"], "--candidates"))
     return out
+
+
+MAX_CANDIDATES = 8
+
+
+def _candidates(value: float, name: str) -> int:
+    """Best-of-N's N: a whole number from 1 (one reply, the default) to MAX_CANDIDATES."""
+    if value != int(value) or not 1 <= value <= MAX_CANDIDATES:
+        raise ConfigError(
+            f"{name}={value:g} is not a number of candidates",
+            f"use a whole number from 1 to {MAX_CANDIDATES}",
+        )
+    return int(value)
 
 
 def require_model(settings: Settings) -> ModelConfig:

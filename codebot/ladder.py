@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -65,7 +67,8 @@ class Rung:
 class _Tally:
     """What one rung has done so far; `active` is the provider that takes its calls."""
 
-    calls: int = 0
+    calls: int = 0  # replies paid for (with best-of-N, several per iteration)
+    rounds: int = 0  # iterations answered: what a rung's `iterations` counts
     usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
     active: int = 0
@@ -213,6 +216,8 @@ class LadderModel:
         self._task = 0  # leading messages that are the task
         self._cut = 0  # messages of the loop's history the summary stands for
         self._summary: Message | None = None
+        self.candidates = 1  # replies asked per iteration (best-of-N); worst cases scale by it
+        self._lock = threading.Lock()
 
     @classmethod
     def of(
@@ -242,6 +247,16 @@ class LadderModel:
         return None if index is None else self._rung_worst(index, prompt_tokens)
 
     def complete(self, messages: Sequence[Message]) -> Completion:
+        (reply,) = self.complete_many(messages, 1)
+        if isinstance(reply, ModelError):
+            raise reply
+        return reply
+
+    def complete_many(self, messages: Sequence[Message], n: int) -> list[Completion | ModelError]:
+        """`n` independent replies from the rung that takes this iteration, asked at once:
+        the first as configured, the others sampled with their own seeds (OpenAIModel
+        `variant`). A candidate whose call failed is its error; when all fail, the first
+        error is raised."""
         prompt = count_tokens("".join(m.content for m in messages), self._tokenizer)
         index, why = self._choose(prompt)
         if index is None:
@@ -251,14 +266,34 @@ class LadderModel:
             )
         if index != self._at:
             self._escalate(index, messages, why)
-        reply = self._ask(index, self._conversation(messages))
+        said = self._conversation(messages)
+        if n == 1:
+            replies: list[Completion | ModelError] = [self._ask(index, said)]
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="codebot-ask") as pool:
+                asked = [pool.submit(self._ask_or_error, index, said, k) for k in range(n)]
+                replies = [f.result() for f in asked]
         tally = self._tallies[index]
-        tally.calls += 1
-        tally.usage += reply.usage
-        tally.cost = (
-            None if tally.cost is None or reply.cost_usd is None else tally.cost + reply.cost_usd
-        )
-        return replace(reply, rung=self.rungs[index].name)
+        tally.rounds += 1
+        for reply in replies:
+            if isinstance(reply, Completion):
+                tally.calls += 1
+                tally.usage += reply.usage
+                tally.cost = None if tally.cost is None or reply.cost_usd is None else (
+                    tally.cost + reply.cost_usd
+                )  # fmt: skip
+        if all(isinstance(r, ModelError) for r in replies):
+            raise next(r for r in replies if isinstance(r, ModelError))
+        name = self.rungs[index].name
+        return [r if isinstance(r, ModelError) else replace(r, rung=name) for r in replies]
+
+    def _ask_or_error(
+        self, index: int, messages: Sequence[Message], variant: int
+    ) -> Completion | ModelError:
+        try:
+            return self._ask(index, messages, variant)
+        except ModelError as exc:
+            return exc
 
     def rung_usage(self) -> tuple[RungUsage, ...]:
         """What each rung spent, for the run record."""
@@ -283,7 +318,7 @@ class LadderModel:
 
     def _spent(self, index: int, prompt_tokens: int) -> str | None:
         rung, tally = self.rungs[index], self._tallies[index]
-        if rung.iterations and tally.calls >= rung.iterations:
+        if rung.iterations and tally.rounds >= rung.iterations:
             return f"rung `{rung.name}` had its {rung.iterations} call(s)"
         cap = rung.max_cost_usd
         if cap is None:
@@ -302,7 +337,7 @@ class LadderModel:
             if usd is None:
                 return None
             worst.append(usd)
-        return max(worst)
+        return max(worst) * self.candidates
 
     def _escalate(self, index: int, messages: Sequence[Message], why: str) -> None:
         """Move to rung `index`; from now on the replies so far reach it as one summary."""
@@ -320,24 +355,29 @@ class LadderModel:
             return messages
         return [*messages[: self._task], self._summary, *messages[self._cut :]]
 
-    def _ask(self, index: int, messages: Sequence[Message]) -> Completion:
+    def _ask(self, index: int, messages: Sequence[Message], variant: int = 0) -> Completion:
         """The call on the rung's active provider; one that cannot serve hands it (and the
         rung's later calls) to the next provider, never back."""
         rung, tally = self.rungs[index], self._tallies[index]
         while True:
-            model = rung.models[tally.active]
+            active = tally.active
+            model = rung.models[active]
             try:
-                reply = RedactingModel(model, self._redact).complete(messages)
+                reply = RedactingModel(model, self._redact).complete(messages, variant)
             except EndpointUnavailable as exc:
-                if tally.active + 1 >= len(rung.models):
-                    raise
-                tally.active += 1
-                self.notes.append(
-                    f"rung `{rung.name}`: {exc.cause}; the call went to its provider "
-                    f"{tally.active + 1} of {len(rung.models)} (`{rung.models[tally.active].name}`)"
-                )
+                with self._lock:  # candidates asked at once fall back once, together
+                    if tally.active == active:
+                        if active + 1 >= len(rung.models):
+                            raise
+                        tally.active += 1
+                        self.notes.append(
+                            f"rung `{rung.name}`: {exc.cause}; the call went to its provider "
+                            f"{tally.active + 1} of {len(rung.models)} "
+                            f"(`{rung.models[tally.active].name}`)"
+                        )
                 continue
-            tally.served.append(model.name)
+            with self._lock:
+                tally.served.append(model.name)
             return reply
 
 

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SEED = 0  # honoured by OpenAI, vLLM, llama.cpp and Ollama; makes reruns comparable
+# Best-of-N (codebot.candidates): candidate k > 0 is sampled at this temperature with seed
+# SEED + k, so the candidates differ and a rerun still draws the same ones.
+CANDIDATE_TEMPERATURE = 0.8
 
 # List prices in USD per million tokens (input, output) at the time of writing (2025).
 # They change: CODEBOT_PRICE_INPUT / CODEBOT_PRICE_OUTPUT override them.
@@ -133,14 +136,16 @@ class OpenAIModel:
             failure = self._translate(exc, 1)
         raise failure  # outside `except`, like `_post`: the SDK error may quote the key
 
-    def complete(self, messages: Sequence[Message]) -> Completion:
+    def complete(self, messages: Sequence[Message], variant: int = 0) -> Completion:
+        """One reply; `variant` k > 0 asks for the k-th independent candidate (best-of-N):
+        sampled, with its own seed, unless the model refused those options."""
         started = time.monotonic()
         params = [_param(m) for m in messages]
         spent = Usage()
         sent = 0
         problem = ""
         for attempt in range(1, self._config.max_retries + 2):
-            body, sent = self._post(params, sent)
+            body, sent = self._post(params, sent, variant)
             try:
                 text, usage = _parse_reply(body)
             except _MalformedReply as exc:
@@ -164,13 +169,15 @@ class OpenAIModel:
             f"check that it serves an OpenAI-compatible chat API for model '{self.name}'",
         )
 
-    def _post(self, params: list[ChatCompletionMessageParam], sent: int) -> tuple[bytes, int]:
+    def _post(
+        self, params: list[ChatCompletionMessageParam], sent: int, variant: int = 0
+    ) -> tuple[bytes, int]:
         """One SDK call (with its own retries): the raw reply body and requests sent so far.
         A 400 that refuses one of the request options is sent again without it."""
         for _ in range(len(self._options) + 1):
             try:
                 raw = self.client.chat.completions.with_raw_response.create(
-                    model=self.name, messages=params, **self._options
+                    model=self.name, messages=params, **self._varied(variant)
                 )
                 return raw.http_response.content, sent + raw.retries_taken + 1
             except sdk().OpenAIError as exc:
@@ -181,6 +188,15 @@ class OpenAIModel:
             # Raised outside `except` so the SDK error, which may quote the key, is not chained.
             raise failure
         raise ModelError(f"the LLM endpoint at {self._url()} refused every request option")
+
+    def _varied(self, variant: int) -> dict[str, Any]:
+        """The request options for candidate `variant` (0: as configured)."""
+        options = dict(self._options)
+        if variant and "seed" in options:
+            options["seed"] = SEED + variant
+        if variant and "temperature" in options:
+            options["temperature"] = max(self._config.temperature, CANDIDATE_TEMPERATURE)
+        return options
 
     def _adjust(self, exc: openai.BadRequestError) -> bool:
         """Drop (or, for max_tokens, rename) the option the server says it does not support."""

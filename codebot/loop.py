@@ -18,7 +18,7 @@ from codebot import context, prompts
 from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
-from codebot.protocols import Model, PricedModel, Recall, Sandbox, Worktree
+from codebot.protocols import ManyModel, Model, PricedModel, Recall, Sandbox, Worktree
 from codebot.records import (
     CheckResult,
     Completion,
@@ -255,6 +255,7 @@ class Loop:
     show_tokens: int = 4_000  # the most an answer to SHOW requests may take
     feedback_tokens: int = 2_000
     recall: Recall | None = None  # team knowledge for the feedback on failing checks
+    candidates: int = 1  # replies asked per iteration (best-of-N, codebot.candidates)
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
 
@@ -426,15 +427,21 @@ def run_loop(
             end = stop
             break
         try:
-            reply = model.complete(state.history)
+            replies = _ask(model, state.history, loop.candidates)
         except ModelError as exc:
             end = Stop("model_error", exc.one_line())
             break
         except KeyboardInterrupt:
             end = Stop("interrupted", f"interrupted during iteration {state.next_number}")
             break
+        reply = next(r for r in replies if isinstance(r, Completion))
         try:
-            decision, state = loop.step(state, reply)
+            if len(replies) == 1:
+                decision, state = loop.step(state, reply)
+            else:
+                from codebot.candidates import best_of  # it builds on this module
+
+                decision, state = best_of(loop, state, replies)
         except (SandboxError, KeyboardInterrupt) as exc:
             end = _cut_short(exc, state.next_number)
             state = _recorded(state, reply, end, 0.0)
@@ -444,6 +451,13 @@ def run_loop(
             end = decision
             break
     return LoopResult.of(state, end, loop.rules.max_iterations)
+
+
+def _ask(model: Model, history: Sequence[Message], n: int) -> list[Completion | ModelError]:
+    """The iteration's replies: one, or `n` candidates from a model that can give several."""
+    if n > 1 and isinstance(model, ManyModel):
+        return model.complete_many(history, n)
+    return [model.complete(history)]
 
 
 def _cut_short(exc: BaseException, number: int) -> Stop:

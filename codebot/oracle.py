@@ -52,16 +52,26 @@ def reply_text(title: str, diff: str) -> str:
 
 
 def answer(
-    tasks: dict[str, str], messages: list[dict[str, Any]], wrong_first: int = 0
+    tasks: dict[str, str],
+    messages: list[dict[str, Any]],
+    wrong_first: int = 0,
+    seed: int | None = None,
+    right_seeds: frozenset[int] | None = None,
 ) -> str | None:
     """The reply to a conversation: `wrong_first` wrong answers, then drifted, then exact;
-    None when no registered task's title is in the conversation's first user message."""
+    None when no registered task's title is in the conversation's first user message. With
+    `right_seeds` (a model that is right in some samples only, for best-of-N), a request
+    whose seed is among them gets the exact change and any other a wrong one."""
     first_user = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
     title = next((t for t in sorted(tasks, key=len, reverse=True) if t in first_user), None)
     if title is None:
         return None
     answered = sum(m.get("role") == "assistant" for m in messages)
     diff = tasks[title]
+    if right_seeds is not None:
+        if seed in right_seeds:
+            return reply_text(title, diff)
+        return wrong_text(title, diff, 100 * answered + (seed or 0) + 1)
     if answered < wrong_first:
         return wrong_text(title, diff, answered + 1)
     return reply_text(title, diff if answered > wrong_first else drift(diff))
@@ -82,9 +92,10 @@ class OracleServer:
     """`POST /v1/chat/completions` answers from the registered tasks; `GET /v1/models`
     lists the oracle. Every response closes its connection."""
 
-    def __init__(self, wrong_first: int = 0) -> None:
+    def __init__(self, wrong_first: int = 0, right_seeds: frozenset[int] | None = None) -> None:
         self.tasks: dict[str, str] = {}
         self.wrong_first = wrong_first
+        self.right_seeds = right_seeds
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -128,10 +139,10 @@ class OracleServer:
     ) -> None:
         self.stop()
 
-    def reply(self, messages: list[dict[str, Any]]) -> str | None:
+    def reply(self, messages: list[dict[str, Any]], seed: int | None = None) -> str | None:
         with self._lock:
             tasks = dict(self.tasks)
-        return answer(tasks, messages, self.wrong_first)
+        return answer(tasks, messages, self.wrong_first, seed, self.right_seeds)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -154,7 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _error(f"unknown path or body: {self.path}"))
             return
         messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
-        text = self.owner.reply(messages)
+        seed = body.get("seed")
+        text = self.owner.reply(messages, seed if isinstance(seed, int) else None)
         if text is None:
             # 422, not 404: the SDK error then quotes this message, which says what is wrong.
             self._send(422, _error("the oracle knows no task whose title is in this prompt"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from codebot.errors import ModelError
 from codebot.records import (
     Completion,
     Edit,
@@ -53,6 +54,16 @@ class PricedModel(Model, Protocol):
     def worst_case_usd(self, prompt_tokens: int) -> float | None:
         """The most the next call can cost with `prompt_tokens` in: the whole `max_tokens`
         out, at the price of whoever would answer; None when that is unknown."""
+        ...
+
+
+@runtime_checkable
+class ManyModel(Model, Protocol):
+    """A Model that can give several independent replies at once (best-of-N)."""
+
+    def complete_many(self, messages: Sequence[Message], n: int) -> list[Completion | ModelError]:
+        """`n` replies asked at once; a failed one is its error. Raises ModelError when every
+        one failed."""
         ...
 
 
@@ -114,6 +125,14 @@ class Worktree(Protocol):
 
     def read(self, path: str) -> str | None:
         """A regular file's text inside the tree (None if absent, a link, or outside)."""
+        ...
+
+    def snapshot(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """The bytes of `paths` now (None: absent), for `restore`."""
+        ...
+
+    def restore(self, saved: Mapping[str, bytes | None]) -> None:
+        """Put each path back as `snapshot` saw it (written, or removed when it was absent)."""
         ...
 
     def exists(self, path: str) -> bool:

@@ -147,6 +147,29 @@ class Iteration:
     feedback: str
     duration_s: float
     rung: str = ""  # the model ladder's rung whose reply this was; "" without a ladder
+    # Best-of-N (codebot.candidates): every candidate of this iteration, the chosen one
+    # included; `usage` and `cost_usd` above are then theirs summed. Empty for one reply.
+    candidates: tuple[Candidate, ...] = ()
+
+
+CandidateOutcome = Literal["green", "retry", "stop", "not checked", "error"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One of an iteration's independent replies (best-of-N): what it cost, what its checks
+    said in its own try, and whether its work went on (`chosen`). A loser's edits were
+    undone before the next candidate ran, so none of them reaches the branch."""
+
+    index: int  # 1-based, in the order they were asked
+    outcome: CandidateOutcome
+    detail: str  # the failing checks and test counts, the stop, or the model error
+    failing_tests: int | None  # None: no test ran
+    usage: Usage
+    cost_usd: float | None
+    model_s: float
+    chosen: bool
+    reply: str
 
 
 @dataclass(frozen=True)
@@ -323,4 +346,10 @@ def iteration_from_dict(data: dict[str, Any]) -> Iteration:
         feedback=data["feedback"],
         duration_s=data["duration_s"],
         rung=str(data.get("rung", "")),
+        candidates=tuple(_candidate(c) for c in data.get("candidates", ())),
     )
+
+
+def _candidate(data: dict[str, Any]) -> Candidate:
+    usage = data["usage"]
+    return Candidate(**{**data, "usage": Usage(usage["prompt_tokens"], usage["completion_tokens"])})

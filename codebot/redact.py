@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from codebot.protocols import Model
 from codebot.records import Completion, Message
@@ -58,5 +59,9 @@ class RedactingModel:
     def adjustments(self) -> Sequence[str]:
         return self.inner.adjustments
 
-    def complete(self, messages: Sequence[Message]) -> Completion:
-        return self.inner.complete([Message(m.role, self.redact(m.content)) for m in messages])
+    def complete(self, messages: Sequence[Message], variant: int = 0) -> Completion:
+        said = [Message(m.role, self.redact(m.content)) for m in messages]
+        if not variant:
+            return self.inner.complete(said)
+        varied: Any = self.inner  # OpenAIModel.complete takes a candidate's `variant`
+        return varied.complete(said, variant)  # type: ignore[no-any-return]

@@ -337,7 +337,29 @@ def _run_table(record: RunRecord, safe: _Untrusted) -> list[str]:
         *([""] if record.model_adjustments else []),
         *_cost_cap(record),
         *_rungs(record, safe),
+        *_candidates(record),
     ]
+
+
+def _candidates(record: RunRecord) -> list[str]:
+    """Best-of-N (codebot.candidates): per iteration, which candidate went on and how the
+    others did. Their edits were undone; only the chosen one's are in this PR."""
+    rows = []
+    for it in record.iterations:
+        if not it.candidates:
+            continue
+        said = "; ".join(
+            f"{'**' if c.chosen else ''}{c.index}: {c.outcome}"
+            f"{'' if c.failing_tests is None else f', {c.failing_tests} failing'}"
+            f"{'' if c.cost_usd is None else f', ${c.cost_usd:.4f}'}{'**' if c.chosen else ''}"
+            for c in it.candidates
+        )
+        rows.append(f"- iteration {it.number}: {said}")
+    if not rows:
+        return []
+    n = max(len(it.candidates) for it in record.iterations)
+    head = f"Best of {n}: each iteration asked for {n} replies and kept the one in bold"
+    return [f"{head} (the others' edits were undone and are not in this change):", *rows, ""]
 
 
 def _cost_cap(record: RunRecord) -> list[str]:

@@ -186,6 +186,7 @@ def solve(
     tokens.warm_up(settings.model.name)  # likewise the tokenizer, when the model has a known one
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = ladder.engine(model, settings.model, env, redact)  # redacts every prompt
+    asked.candidates = settings.candidates  # the cost caps count every candidate's call
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
@@ -371,6 +372,7 @@ def _loop(
         model=settings.model.name or None,
         feedback_tokens=settings.feedback_tokens,
         recall=kn.Recall(knowledge, run.spec) if knowledge.origins else None,
+        candidates=settings.candidates,
         started=run.t0,
     )
     state = loop.resume(LoopState(history=start.prompt, grounding=start.grounding), done)

@@ -354,6 +354,7 @@ def test_action_declares_the_documented_inputs() -> None:
         "artifact-dir",
         "artifact-name",
         "ladder",
+        "candidates",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
     assert inputs["draft"]["default"] == "auto"

@@ -6,7 +6,7 @@ apply an edit without the path and test rules, nor read a file the model must no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,28 @@ class FileTree:
             return full.read_text(encoding="utf-8", errors="replace")
         except OSError:  # removed or made unreadable since the check: as good as absent
             return None
+
+    def snapshot(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """The bytes of each of `paths` (None when not a regular file in the tree)."""
+        saved: dict[str, bytes | None] = {}
+        for path in paths:
+            full = self._regular_file(path)
+            saved[path] = full.read_bytes() if full is not None else None
+        return saved
+
+    def restore(self, saved: Mapping[str, bytes | None]) -> None:
+        """Each path back as `snapshot` saw it; only paths inside the root are touched."""
+        root = self.root.resolve()
+        for path, data in saved.items():
+            full = self.root / path
+            if not full.resolve().is_relative_to(root):
+                continue
+            if data is None:
+                if full.is_file() or full.is_symlink():
+                    full.unlink()
+                continue
+            full.parent.mkdir(parents=True, exist_ok=True)
+            full.write_bytes(data)
 
     def exists(self, path: str) -> bool:
         """Whether `path` is a regular file in the tree now, by the same rule as `read`."""

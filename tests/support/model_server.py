@@ -68,6 +68,7 @@ class Turn:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False
+    seed: int | None = None  # answers only a request with this seed (None: any request)
 
     @classmethod
     def reply(
@@ -77,10 +78,12 @@ class Turn:
         usage: tuple[int, int] | None = None,
         with_usage: bool = True,
         delay_s: float = 0.0,
+        seed: int | None = None,
     ) -> Turn:
         """A normal completion. `usage` is (prompt, completion) tokens; by default it is
-        computed from lengths (4 chars a token); `with_usage=False` leaves it out."""
-        return cls(text=text, usage=usage, with_usage=with_usage, delay_s=delay_s)
+        computed from lengths (4 chars a token); `with_usage=False` leaves it out. With a
+        `seed`, only a request with that seed gets it (requests sent at once, best-of-N)."""
+        return cls(text=text, usage=usage, with_usage=with_usage, delay_s=delay_s, seed=seed)
 
     @classmethod
     def error(
@@ -205,9 +208,12 @@ class ScriptedModelServer:
             self.requests.append(request)
 
     def _next_turn(self, request: RecordedRequest) -> Turn | None:
+        seed = request.body.get("seed") if isinstance(request.body, dict) else None
         with self._lock:
-            if self._turns:
-                return self._turns.popleft()
+            for turn in self._turns:
+                if turn.seed is None or turn.seed == seed:
+                    self._turns.remove(turn)
+                    return turn
             self.unscripted.append(request)
             return None
 

@@ -1,0 +1,183 @@
+"""Best-of-N: several replies per iteration, each tried on the same tree and sandbox in
+turn; the first that passes wins, a loser's edits are undone, every candidate is recorded.
+The loop-level tests use the strict scripted sandbox; the run-level one the real engine and
+the scripted model server answering by seed, as requests sent at once arrive in any order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from codebot.candidates import best_of
+from codebot.config import DEFAULT_PROTECTED, ModelConfig
+from codebot.edits import FileTree
+from codebot.errors import ModelError
+from codebot.ladder import LadderModel, Rung
+from codebot.llm import OpenAIModel
+from codebot.loop import Green, Loop, LoopState, Retry, StopRules, run_loop
+from codebot.records import Completion
+from codebot.redact import Redactor
+from codebot.spec import TaskSpec
+from tests.support.git_repos import git, make_repo
+from tests.support.model_server import ScriptedModelServer, Turn
+from tests.support.scripted_sandbox import ScriptedSandbox
+from tests.test_end_to_end import cli_env, codebot, run_dir
+from tests.test_loop import CALC, FAIL, FIX, PASS, PROMPT, STALE, WRONG, block, reply
+
+SCRATCH = "Keep a note.\n\nscratch.py\n<<<<<<< SEARCH\n=======\nNOTE = 1\n>>>>>>> REPLACE\n"
+
+
+@pytest.fixture
+def loop(tree: FileTree, scripted_sandbox: ScriptedSandbox) -> Loop:
+    spec = TaskSpec(title="Fix add", description="add subtracts", test="pytest -q", lint=False)
+    return Loop(spec, StopRules(max_iterations=5), tree, scripted_sandbox, python_repo=True)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> FileTree:
+    (tmp_path / "calc.py").write_text(CALC)
+    return FileTree(tmp_path, DEFAULT_PROTECTED)
+
+
+def test_the_first_candidate_that_passes_wins_and_a_losers_edits_are_undone(
+    loop: Loop, tree: FileTree, scripted_sandbox: ScriptedSandbox
+) -> None:
+    scripted_sandbox.script(FAIL, PASS)
+    replies = [reply(WRONG + SCRATCH, cost=0.001), reply(FIX, cost=0.002), reply(WRONG)]
+
+    decision, state = best_of(loop, LoopState(history=PROMPT), replies)
+
+    assert isinstance(decision, Green)
+    assert tree.read("calc.py") == "def add(a, b):\n    return a + b\n"
+    assert not tree.exists("scratch.py")  # candidate 1 made it; it was undone
+    assert scripted_sandbox.files["calc.py"] == b"def add(a, b):\n    return a + b\n"
+    assert "scratch.py" not in scripted_sandbox.files
+    (it,) = state.iterations
+    assert [(c.index, c.outcome, c.chosen) for c in it.candidates] == [
+        (1, "retry", False), (2, "green", True), (3, "not checked", False)
+    ]  # fmt: skip
+    assert it.candidates[0].failing_tests == 1 and it.candidates[2].reply == WRONG
+    assert it.usage.total_tokens == 3 * 120 == state.usage.total_tokens  # all were paid for
+    assert it.cost_usd == pytest.approx(0.004) and state.cost_usd == pytest.approx(0.004)
+    assert state.changed == {"calc.py"}
+
+
+def test_with_no_winner_the_most_promising_failure_goes_on(
+    loop: Loop, tree: FileTree, scripted_sandbox: ScriptedSandbox
+) -> None:
+    scripted_sandbox.script(FAIL)
+    replies = [reply(STALE), reply(WRONG), ModelError("the endpoint failed (500)")]
+
+    decision, state = best_of(loop, LoopState(history=PROMPT), replies)
+
+    assert isinstance(decision, Retry)
+    assert "a * b" in tree.read("calc.py")  # candidate 2's edit is redone: its checks ran
+    assert scripted_sandbox.files["calc.py"] == b"def add(a, b):\n    return a * b\n"
+    assert "assert -1 == 5" in decision.feedback or "test_add" in decision.feedback
+    (it,) = state.iterations
+    assert [(c.outcome, c.chosen) for c in it.candidates] == [
+        ("retry", False), ("retry", True), ("error", False)
+    ]  # fmt: skip
+    assert it.candidates[0].detail == "checks not run (1 edit(s) refused)"
+    assert it.candidates[2].detail == "the endpoint failed (500)"
+    assert state.history[-2].content == WRONG  # the conversation goes on from the winner
+
+
+def test_a_ladder_asks_candidates_at_once_with_their_own_seeds_and_counts_each() -> None:
+    with ScriptedModelServer("m") as server:
+        server.script(
+            Turn.reply("third", seed=2), Turn.reply("first", seed=0), Turn.reply("second", seed=1)
+        )
+        config = ModelConfig(
+            "m", server.base_url, "k", max_retries=0, timeout_s=10,
+            price_input_per_mtok=1.0, price_output_per_mtok=1.0, max_output_tokens=1000,
+        )  # fmt: skip
+        model = LadderModel([Rung("m", (OpenAIModel(config),), iterations=1)], Redactor())
+        single = model.worst_case_usd(1000)
+        model.candidates = 3
+
+        replies = model.complete_many(list(PROMPT), 3)
+
+        assert [r.text for r in replies if isinstance(r, Completion)] == [
+            "first", "second", "third"
+        ]  # fmt: skip
+        sent = sorted((r.body["seed"], r.body["temperature"]) for r in server.requests)
+        assert sent == [(0, 0.0), (1, 0.8), (2, 0.8)]
+        (usage,) = model.rung_usage()
+        assert usage.calls == 3  # paid replies; the rung's `iterations` counts one
+        assert single == pytest.approx(2000 / 1e6)
+    assert model.worst_case_usd(1000) is None  # its one iteration is spent
+    with pytest.raises(ModelError, match="ladder is spent"):
+        model.complete(list(PROMPT))
+
+
+def test_the_cost_cap_counts_every_candidate_before_asking(
+    tree: FileTree, scripted_sandbox: ScriptedSandbox
+) -> None:
+    with ScriptedModelServer("m") as server:  # strict: any request would be unscripted
+        config = ModelConfig(
+            "m", server.base_url, "k", max_retries=0, timeout_s=10,
+            price_input_per_mtok=1.0, price_output_per_mtok=1.0, max_output_tokens=1000,
+        )  # fmt: skip
+        model = LadderModel([Rung("m", (OpenAIModel(config),))], Redactor())
+        model.candidates = 3
+        spec = TaskSpec(title="Fix add", description="x", test="pytest -q", lint=False)
+        # One call's worst case (~1,000 out + the prompt) fits $0.0025; three do not.
+        rules = StopRules(max_iterations=5, max_cost_usd=0.0025)
+        loop = Loop(spec, rules, tree, scripted_sandbox, python_repo=True, candidates=3)
+
+        result = run_loop(loop, model, LoopState(history=PROMPT))
+
+        assert result.stop_reason == "cost_budget" and server.requests == []
+        assert "could cost up to $0.003" in result.stop_detail
+
+
+# The whole run: three candidates at once, only the second right.
+PRICING = "def total(prices):\n    return sum(prices) - 1\n"
+PRICING_TEST = "from pricing import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+TASK = """id: fix-total
+title: total() is one short
+description: total([1, 2]) returns 2.
+test: python3 -m pytest -q
+files: [pricing.py]
+max_iterations: 2
+"""
+RIGHT = block("    return sum(prices) - 1\n", "    return sum(prices)\n", "pricing.py", "Drop -1.")
+OFF = block("    return sum(prices) - 1\n", "    return sum(prices) + 1\n", "pricing.py", "Try +1.")
+
+
+@pytest.mark.docker
+def test_a_dry_run_with_three_candidates_keeps_the_right_one_and_records_all(
+    model_server, tmp_path, sandbox_image, no_leftover_containers
+) -> None:
+    repo = make_repo(tmp_path / "shop", {"pricing.py": PRICING, "test_pricing.py": PRICING_TEST})
+    (tmp_path / "task.yaml").write_text(TASK)
+    loser = OFF + SCRATCH.replace("scratch.py", "leftover.py")
+    model_server.script(
+        Turn.reply(loser, seed=0), Turn.reply(RIGHT, seed=1), Turn.reply(OFF, seed=2)
+    )
+    runs = tmp_path / "runs"
+
+    result = codebot(
+        ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs), "--candidates", "3"],
+        cli_env(model_server),
+        tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = "codebot/fix-total"
+    assert git(repo, "show", f"{branch}:pricing.py").endswith("return sum(prices)")
+    assert git(repo, "ls-tree", "--name-only", branch).split() == ["pricing.py", "test_pricing.py"]
+    record = json.loads((run_dir(runs) / "run.json").read_text())
+    (it,) = record["iterations"]
+    assert [(c["index"], c["outcome"], c["chosen"]) for c in it["candidates"]] == [
+        (1, "retry", False), (2, "green", True), (3, "not checked", False)
+    ]  # fmt: skip
+    assert record["usage"]["total_tokens"] == sum(
+        c["usage"]["total_tokens"] for c in it["candidates"]
+    )
+    assert record["files_changed"] == ["pricing.py"]
+    body = (run_dir(runs) / "pr.md").read_text()
+    assert "Best of 3" in body and "**2: green" in body
