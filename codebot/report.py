@@ -80,14 +80,15 @@ def write_run(
 
 
 def read_run(directory: Path) -> dict[str, Any]:
-    """A run's run.json as data (for `codebot resume`), or a ConfigError saying why not."""
+    """A run's run.json as data (`codebot resume`, `show`, `runs`), or a ConfigError naming
+    the file and what is wrong with it."""
     path = directory / "run.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", "pass a run directory") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} is not a run record", "pass a run directory")
+        raise ConfigError(f"cannot read {path}: {exc}", "pass a run directory or run id") from None
+    if not isinstance(data, dict) or "run_id" not in data:
+        raise ConfigError(f"{path} is not a codebot run record", "pass a run directory")
     return data
 
 

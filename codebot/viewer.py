@@ -10,7 +10,6 @@ colour only on a terminal.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from codebot import stops
 from codebot.errors import ConfigError
+from codebot.report import read_run
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -54,16 +54,7 @@ def runs_dirs(asked: Path | None, cwd: Path) -> list[Path]:
     return [d for d in found if d.is_dir()]
 
 
-def load(directory: Path) -> dict[str, Any]:
-    """A run's record, or a ConfigError naming the file and what is wrong with it."""
-    path = directory / "run.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", "pass a run directory or run id") from None
-    if not isinstance(data, dict) or "run_id" not in data:
-        raise ConfigError(f"{path} is not a codebot run record", "pass a run directory")
-    return data
+load = read_run  # a run's record, or a ConfigError naming the file and what is wrong
 
 
 def summaries(dirs: Iterable[Path]) -> list[RunSummary]:
