@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from codebot.decisions import Decision, Green, LoopState, Retry, Stop
 from codebot.edits import parse_edits
 from codebot.edits.paths import normalise
 from codebot.errors import ModelError
-from codebot.loop import Decision, Green, Loop, LoopState, Retry, Stop
+from codebot.loop import Loop
 from codebot.records import Candidate, CandidateOutcome, CheckResult, Completion, Usage
 from codebot.text import clip
 

@@ -364,7 +364,7 @@ def _candidates(record: RunRecord) -> list[str]:
 
 
 def _cost_cap(record: RunRecord) -> list[str]:
-    """The run's dollar cap, which no model call could pass (codebot.loop.StopRules)."""
+    """The run's dollar cap, which no model call could pass (codebot.decisions.StopRules)."""
     cap = (record.spec.get("budget") or {}).get("max_cost_usd")
     if cap is None:
         return []

@@ -26,11 +26,12 @@ from codebot import config as cfg
 from codebot import context, environment, ladder, prose, report, stops, tokens
 from codebot import knowledge as kn
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
+from codebot.decisions import LoopState, StopRules
 from codebot.diagnose import environment_problem
 from codebot.edits import FileTree, parse_edits
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.loop import NOTHING_TO_DO, Loop, LoopResult, LoopState, StopRules, run_loop
+from codebot.loop import NOTHING_TO_DO, Loop, LoopResult, run_loop
 from codebot.protocols import Model
 from codebot.records import (
     CheckResult,

@@ -12,11 +12,12 @@ import pytest
 
 from codebot.candidates import best_of
 from codebot.config import DEFAULT_PROTECTED, ModelConfig
+from codebot.decisions import Green, LoopState, Retry, StopRules
 from codebot.edits import FileTree
 from codebot.errors import ModelError
 from codebot.ladder import LadderModel, Rung
 from codebot.llm import OpenAIModel
-from codebot.loop import Green, Loop, LoopState, Retry, StopRules, run_loop
+from codebot.loop import Loop, run_loop
 from codebot.records import Completion
 from codebot.redact import Redactor
 from codebot.spec import TaskSpec

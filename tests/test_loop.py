@@ -10,10 +10,11 @@ import pytest
 
 from codebot import knowledge as kn
 from codebot.config import DEFAULT_PROTECTED, KnowledgeConfig, ModelConfig
+from codebot.decisions import Green, LoopState, Retry, Stop, StopRules
 from codebot.edits import FileTree
 from codebot.errors import SandboxError, WorkspaceError
 from codebot.llm import OpenAIModel
-from codebot.loop import Green, Loop, LoopState, Retry, Stop, StopRules, run_loop
+from codebot.loop import Loop, run_loop
 from codebot.records import CheckResult, Completion, EditOutcome, Iteration, Message, Usage
 from codebot.spec import TaskSpec
 from tests.support.model_server import ScriptedModelServer, Turn
