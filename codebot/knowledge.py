@@ -26,6 +26,7 @@ from codebot.knowledge_sources import SourceSet, dir_sources, git_sources, repo_
 from codebot.records import GroundingPassage
 from codebot.spec import TaskSpec
 from codebot.tokens import estimate_tokens
+from codebot.workspace import origin_url
 
 EMBEDDINGS_ENV = "CODEBOT_EMBEDDINGS_MODEL"
 INDEX_ENV = "CODEBOT_KNOWLEDGE_INDEX"
@@ -194,6 +195,21 @@ def prepare(
     if index.count(origins):
         notes.append(_summary(knowledge, options))
     return Knowledge(index, origins, report, tuple(notes))
+
+
+def for_run(options: KnowledgeOptions, root: Path, commit: str, source: str) -> Knowledge:
+    """A run's knowledge: the repository's `knowledge:` paths at the base `commit` of the clone
+    at `root`, the operator's directories and repositories, and review memory of the run's
+    repository on GitHub only (`source`: its clone URL or local path)."""
+    return prepare(options, RepoAt(root, commit, source), reviews_of=github_name(source))
+
+
+def github_name(source: str) -> str:
+    """OWNER/REPO on GitHub of a clone URL, or of a local repository's `origin` remote; ""
+    (no review memory) when it is not on GitHub."""
+    pattern = r"github\.com[:/]([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
+    found = re.search(pattern, source) or re.search(pattern, origin_url(source))
+    return found[1] if found else ""
 
 
 def _sources(options: KnowledgeOptions, repo: RepoAt | None) -> tuple[list[SourceSet], list[str]]:

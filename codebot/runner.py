@@ -12,7 +12,6 @@ record. Each stage is a function of what the earlier ones returned.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,15 +22,15 @@ from string import Template
 from typing import Any
 
 from codebot import config as cfg
-from codebot import context, environment, ladder, prose, report, stops, tokens
+from codebot import context, environment, ladder, lines, prose, report, stops, tokens
 from codebot import knowledge as kn
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
 from codebot.decisions import LoopState, StopRules
 from codebot.diagnose import environment_problem
-from codebot.edits import FileTree, parse_edits
+from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.loop import NOTHING_TO_DO, Loop, LoopResult, run_loop
+from codebot.loop import Loop, LoopResult, run_loop
 from codebot.protocols import Model
 from codebot.records import (
     CheckResult,
@@ -48,7 +47,7 @@ from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.stops import StopReason
 from codebot.verify import verify_run
-from codebot.workspace import Workspace, origin_url
+from codebot.workspace import Workspace
 
 Event = Callable[[str], None]
 
@@ -257,7 +256,7 @@ def _environment(run: Run) -> Environment:
         ws.base_tree, run.on_event,
     )  # fmt: skip
     if env.setup is not None:
-        run.on_event("setup: " + _checks_line((env.setup,)))
+        run.on_event("setup: " + lines.checks_line((env.setup,)))
     run.on_event(f"environment: {env.summary()} in {run.lap() - began:.1f}s")
     return env
 
@@ -270,23 +269,15 @@ def _start_sandbox(run: Run, env: Environment) -> DockerSandbox:
 
 
 def _knowledge(run: Run, env: Mapping[str, str]) -> kn.Knowledge:
-    """The team's written rules (codebot.knowledge): the repository's `knowledge:` paths at
-    the base commit, the operator's directories and repositories, and review memory of the
-    repository on GitHub (or all of it for a local repository). A bad source is a note."""
-    options = kn.KnowledgeOptions.of(run.settings, env)
-    repo = kn.RepoAt(run.ws.path, run.ws.base_commit, run.ws.source)
-    found = kn.prepare(options, repo, reviews_of=_github_name(run.ws.source))
+    """The team's written rules for this run (codebot.knowledge.for_run); each problem with
+    a source, and how they are ranked, is one progress line."""
+    ws = run.ws
+    found = kn.for_run(
+        kn.KnowledgeOptions.of(run.settings, env), ws.path, ws.base_commit, ws.source
+    )
     for note in found.notes:
         run.on_event(note)
     return found
-
-
-def _github_name(source: str) -> str:
-    """OWNER/REPO on GitHub of the run's repository: its clone URL's, or for a local one its
-    `origin` remote's; "" (no review memory) when it is not on GitHub."""
-    pattern = r"github\.com[:/]([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
-    found = re.search(pattern, source) or re.search(pattern, origin_url(source))
-    return found[1] if found else ""
 
 
 def _baseline(
@@ -306,7 +297,7 @@ def _baseline(
     ready = run.lap()
     checks, expect = baseline_checks(sandbox, run.spec, python_repo=python_repo)
     timings = {**timings, "baseline_s": round(run.lap() - ready, 3)}
-    run.on_event("baseline: " + _checks_line(checks))
+    run.on_event("baseline: " + lines.checks_line(checks))
     failure = feedback_for_model(checks, run.settings.feedback_tokens)
     tracked = run.ws.tracked_files()
     settings = run.settings
@@ -403,7 +394,7 @@ class Checkpoint:
         directory = self.run.settings.runs_dir / self.run.run_id
         report.write_checkpoint(directory, record, self.run.redact)
         if iterations:
-            self.run.on_event(_iteration_line(iterations[-1]))
+            self.run.on_event(lines.iteration_line(iterations[-1]))
 
 
 def _close(sandbox: DockerSandbox, on_event: Event) -> str:
@@ -430,45 +421,6 @@ def _commit(run: Run, result: LoopResult) -> str | None:
         stop_reason=result.stop_reason,
     )
     return run.ws.commit(run.redact(message), git.author_name, git.author_email)
-
-
-# The loop's words for a resent edit (prompts/repeated_edits.md), read back from the record.
-_REPEATED = re.compile(r"identical to iteration (\d+)")
-
-
-def _iteration_line(it: Iteration) -> str:
-    refused = sum(e.status == "refused" for e in it.edits)
-    checks = _checks_line(it.checks) if it.checks else f"checks not run: {_unchecked(it)}"
-    cost = "" if it.cost_usd is None else f", ${it.cost_usd:.4f}"
-    return (
-        f"iteration {it.number}: {len(it.edits) - refused} edit(s) applied, {refused} refused; "
-        f"{checks}; {it.usage.total_tokens} tokens{cost}; {it.duration_s:.1f}s"
-    )
-
-
-def _unchecked(it: Iteration) -> str:
-    """Why an iteration ran no check, from what it recorded: "checks not run" alone left
-    the reader guessing between a silent model, a repeat and a refusal."""
-    if any(e.status == "refused" for e in it.edits):
-        return "edits refused"
-    if it.edits:
-        return "the edits changed nothing"
-    if parse_edits(it.reply).edits:  # edits in the reply, none applied: a repeat
-        earlier = _REPEATED.search(it.feedback)
-        return f"identical to iteration {earlier[1]}" if earlier else "identical to an earlier try"
-    if context.requests(it.reply):
-        return "asked to see code"
-    if NOTHING_TO_DO.search(it.reply):
-        return "the model said nothing is left to change"
-    return "no edits in the reply"
-
-
-def _checks_line(checks: Sequence[CheckResult]) -> str:
-    if not checks:
-        return "checks not run"
-    return ", ".join(
-        f"{c.name} {'passed' if c.passed else 'failed (' + c.reason + ')'}" for c in checks
-    )
 
 
 def _now() -> str:

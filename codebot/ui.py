@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 Write = Callable[[str], None]
 
-# codebot.runner._iteration_line, e.g. "iteration 2: 1 edit(s) applied, 0 refused;
+# codebot.lines.iteration_line, e.g. "iteration 2: 1 edit(s) applied, 0 refused;
 # lint passed, test failed (5 tests failed); 1996 tokens, $0.0020; 0.4s"
 _ITERATION = re.compile(
     r"^iteration (?P<n>\d+): (?P<edits>[^;]*); (?P<checks>.*); (?P<tokens>\d+) tokens"

@@ -17,7 +17,8 @@ from codebot import cli_github
 from codebot import config as cfg
 from codebot.config import ModelConfig
 from codebot.errors import ConfigError, ModelError
-from codebot.ladder import LadderModel, Rung, engine, parse_ladder, summarise
+from codebot.ladder import LadderModel, Rung, engine, summarise
+from codebot.ladder_config import parse_ladder
 from codebot.llm import OpenAIModel
 from codebot.local import RunRequest, execute
 from codebot.records import Message
