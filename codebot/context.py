@@ -6,6 +6,8 @@ their regions), the map of signatures for the rest, and the names of what was le
 Later turns: `feedback_excerpts` (codebot.excerpts: what the model changed, where the checks
 failed) and `render_requests` (codebot.show: what it asked to SHOW), re-exported here so the
 loop asks one module for everything the model sees. Deterministic for a given tree.
+A little over 400 lines: the first prompt's budget plan and its renderers share `_Plan`;
+the pieces that stand alone already live in the modules named above.
 """
 
 from __future__ import annotations

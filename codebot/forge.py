@@ -5,7 +5,7 @@ one-line ForgeError; the token never appears in a message. `api_url` may point a
 Enterprise or a local test server: PyGithub follows the URLs the API returns. A little over
 400 lines: the CI reads (failed jobs, their logs, check runs) and the Git Data calls (commits
 GitHub makes and signs, for codebot.gitapi) must live here too, since this is the one module
-that may import PyGithub.
+that may import PyGithub. That rule, not a choice of layout, is why it is over 400 lines.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Transport faults (429, 5xx, timeouts, dropped connections) are retried by the SDK with its
 own backoff, which honours retry-after(-ms). A reply that arrives but is unusable (not JSON,
 no choices, empty content) is retried here, because the SDK has already accepted it. Every
-failure leaves as a one-line `ModelError` that never contains the API key.
+failure leaves as a one-line `ModelError` that never contains the API key. Just over 400
+lines: the SDK is imported here only, so every translation of its errors is here too.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The PR body is rendered from the same record as run.json, and everything written
 through the Redactor, so no file can say something the record does not, or leak a secret.
 Text in the body that the model or an issue wrote is redacted first, then made safe to show
 (codebot.prose): escaped text would no longer match the redactor.
+
+Over 400 lines: every section of the PR body goes through the one redact-then-escape path
+(`_Untrusted`) defined here; a section elsewhere could skip it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The user's repository is only ever read from, plus one ref written at the very e
 (`publish_local`): its working tree, index and current branch are never touched.
 A little over our usual length: the bundle helpers of the plan/publish split (`write_bundle`,
 `from_bundle`, `new_changes`) and the commit reader of codebot.gitapi (`commits_since`) belong
-with the other git calls, which may live nowhere else.
+with the other git calls, which may live nowhere else: that rule is why it is over 400
+lines.
 """
 
 from __future__ import annotations
