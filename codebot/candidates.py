@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from codebot.decisions import Decision, Green, LoopState, Retry, Stop
 from codebot.edits import parse_edits
 from codebot.edits.paths import normalise
 from codebot.errors import ModelError
-from codebot.loop import Loop
 from codebot.records import Candidate, CandidateOutcome, CheckResult, Completion, Usage
 from codebot.text import clip
+
+if TYPE_CHECKING:
+    from codebot.loop import Loop  # which steps each candidate
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from codebot import context, prompts
+from codebot.candidates import best_of
 from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.decisions import END, Decision, Green, LoopState, Retry, Stop, StopRules
 from codebot.edits import ParsedReply, parse_edits
@@ -269,8 +270,6 @@ def run_loop(
             if len(replies) == 1:
                 decision, state = loop.step(state, reply)
             else:
-                from codebot.candidates import best_of  # it builds on this module
-
                 decision, state = best_of(loop, state, replies)
         except (SandboxError, KeyboardInterrupt) as exc:
             end = _cut_short(exc, state.next_number)
