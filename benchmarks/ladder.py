@@ -10,6 +10,10 @@ Every task of benchmarks/tasks runs as a dry-run (real sandbox, hidden-test judg
   the strong rung, which gets the task and the summary of what failed;
 - best-of-3, weak: the weak model alone, asked for 3 candidates per iteration; like a model
   right in one sample of three, only the second candidate (seed 1) is right.
+- best-of-3, checks one at a time / at once: only the third candidate (seed 2) is right, and
+  the wrong ones are edits that apply and fix nothing, so each is checked; with one worker
+  (`CODEBOT_CANDIDATE_WORKERS=1`, one after another in the run's sandbox) and with three
+  (each in a place of its own, side by side).
 
 Both oracles answer in no time, so the wall time is the bot's own (clone, sandbox, checks).
 It reports, per configuration and task: solved, model calls (per rung), cost and wall time,
@@ -52,7 +56,11 @@ class Config:
 
 
 def configs(
-    strong: OracleServer, recovers: OracleServer, escalates: OracleServer, sampled: OracleServer
+    strong: OracleServer,
+    recovers: OracleServer,
+    escalates: OracleServer,
+    sampled: OracleServer,
+    futile: OracleServer,
 ) -> list[Config]:
     def ladder(weak: OracleServer) -> dict[str, str]:
         rungs = [
@@ -70,6 +78,17 @@ def configs(
         Config(
             "best-of-3, weak",
             {**model_env(sampled, "oracle-weak", WEAK_PRICE), "CODEBOT_CANDIDATES": "3"},
+        ),
+        *(
+            Config(
+                f"best-of-3, checks {how}",
+                {
+                    **model_env(futile, "oracle-weak", WEAK_PRICE),
+                    "CODEBOT_CANDIDATES": "3",
+                    "CODEBOT_CANDIDATE_WORKERS": workers,
+                },
+            )
+            for how, workers in (("one at a time", "1"), ("at once", "3"))
         ),
     ]
 
@@ -162,7 +181,12 @@ LEGEND = """\
 - weak escalates: the weak oracle is wrong on both of its calls; the ladder then sends the
   strong rung the task and one summary of the failures (not the weak replies' edits).
 - best-of-3, weak: three weak candidates per iteration, asked at once; the first (seed 0) is
-  wrong and is undone, the second passes, the third is paid for but never checked.
+  wrong and is undone, the second passes, the third is paid for but never checked (with
+  the default one worker per core, the third may be checked beside the second).
+- best-of-3, checks one at a time / at once: the first two candidates add a comment line
+  (the edit applies, the checks run and fail as before the change), the third is right. One
+  at a time, each iteration checks three candidates in turn; at once, in three places side
+  by side (the run's own sandbox and two lanes, started while the baseline runs).
 - wall time: the runs alone (clone, sandbox, checks, verification), not the judge; the
   oracles answer at once, so a real model's latency comes on top.
 """
@@ -181,6 +205,7 @@ def main() -> None:
         OracleServer(wrong_first=1),
         OracleServer(wrong_first=WEAK_CALLS),
         OracleServer(right_seeds=frozenset({1})),
+        OracleServer(right_seeds=frozenset({2}), applicable=True),
     ]
     for server in servers:
         server.start()

@@ -44,6 +44,12 @@ def _model_options(fn: Any) -> Any:
             "wins (default: $CODEBOT_CANDIDATES, else 1).",
         ),
         click.option(
+            "--candidate-workers",
+            type=click.IntRange(1, 8),
+            help="Candidates checked at once, each in a copy of the work tree with a sandbox "
+            "of its own (default: $CODEBOT_CANDIDATE_WORKERS, else one per CPU core).",
+        ),
+        click.option(
             "--runs-dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Where run files go (default: the repository's .git/codebot/runs for local "
@@ -213,6 +219,7 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
         runs_dir=flags.get("runs_dir"),
         max_iterations=flags.get("max_iterations"),
         candidates=flags.get("candidates"),
+        candidate_workers=flags.get("candidate_workers"),
     )
 
 

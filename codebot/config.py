@@ -128,6 +128,8 @@ class Settings:
     max_cost_usd: float | None = None
     max_minutes: float | None = None
     candidates: int = 1  # replies asked per iteration, best-of-N (codebot.candidates)
+    # How many candidates are checked at once, each in a place of its own (codebot.lanes).
+    candidate_workers: int = field(default_factory=lambda: default_workers())
     runs_dir: Path = Path(".codebot/runs")
     context_tokens: int = 12_000
     # Globs of files the model is never shown unasked (on top of the built-in noise list).
@@ -210,6 +212,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
         candidates=_candidates(_num(env, "CODEBOT_CANDIDATES", 1), "CODEBOT_CANDIDATES"),
+        candidate_workers=_candidates(
+            _num(env, "CODEBOT_CANDIDATE_WORKERS", default_workers()),
+            "CODEBOT_CANDIDATE_WORKERS",
+            "candidates checked at once",
+        ),
         ceiling=SandboxCeiling.from_env(env),
         env_keep=max(1, int(_num(env, "CODEBOT_ENV_KEEP", 10))),
         knowledge=KnowledgeConfig(
@@ -321,17 +328,28 @@ def with_flags(settings: Settings, **flags: Any) -> Settings:
         out = replace(out, sandbox=replace(out.sandbox, image=flags["image"]))
     if flags.get("candidates") is not None:
         out = replace(out, candidates=_candidates(flags["candidates"], "--candidates"))
+    if flags.get("candidate_workers") is not None:
+        workers = _candidates(
+            flags["candidate_workers"], "--candidate-workers", "candidates checked at once"
+        )
+        out = replace(out, candidate_workers=workers)
     return out
 
 
 MAX_CANDIDATES = 8
 
 
-def _candidates(value: float, name: str) -> int:
-    """Best-of-N's N: a whole number from 1 (one reply, the default) to MAX_CANDIDATES."""
+def default_workers() -> int:
+    """Candidates checked at once unless told: one per core (each runs the repo's checks in
+    a container of its own), at most MAX_CANDIDATES."""
+    return max(1, min(MAX_CANDIDATES, os.cpu_count() or 1))
+
+
+def _candidates(value: float, name: str, what: str = "candidates") -> int:
+    """Best-of-N's N (or its worker limit): a whole number from 1 to MAX_CANDIDATES."""
     if value != int(value) or not 1 <= value <= MAX_CANDIDATES:
         raise ConfigError(
-            f"{name}={value:g} is not a number of candidates",
+            f"{name}={value:g} is not a number of {what}",
             f"use a whole number from 1 to {MAX_CANDIDATES}",
         )
     return int(value)

@@ -21,7 +21,7 @@ from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.decisions import END, Decision, Green, LoopState, Retry, Stop, StopRules
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
-from codebot.protocols import ManyModel, Model, Recall, Sandbox, Worktree
+from codebot.protocols import Lanes, ManyModel, Model, Recall, Sandbox, Worktree
 from codebot.records import (
     Completion,
     Edit,
@@ -87,6 +87,7 @@ class Loop:
     feedback_tokens: int = 2_000
     recall: Recall | None = None  # team knowledge for the feedback on failing checks
     candidates: int = 1  # replies asked per iteration (best-of-N, codebot.candidates)
+    lanes: Lanes | None = None  # where else candidates are checked, side by side
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
 

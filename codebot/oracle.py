@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -57,11 +58,13 @@ def answer(
     wrong_first: int = 0,
     seed: int | None = None,
     right_seeds: frozenset[int] | None = None,
+    applicable: bool = False,
 ) -> str | None:
     """The reply to a conversation: `wrong_first` wrong answers, then drifted, then exact;
     None when no registered task's title is in the conversation's first user message. With
     `right_seeds` (a model that is right in some samples only, for best-of-N), a request
-    whose seed is among them gets the exact change and any other a wrong one."""
+    whose seed is among them gets the exact change and any other a wrong one: a misquote, or
+    with `applicable` an edit that applies and fixes nothing (so its checks run, and fail)."""
     first_user = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
     title = next((t for t in sorted(tasks, key=len, reverse=True) if t in first_user), None)
     if title is None:
@@ -71,7 +74,10 @@ def answer(
     if right_seeds is not None:
         if seed in right_seeds:
             return reply_text(title, diff)
-        return wrong_text(title, diff, 100 * answered + (seed or 0) + 1)
+        attempt = 100 * answered + (seed or 0) + 1
+        if applicable and (futile := futile_text(title, diff, attempt)):
+            return futile
+        return wrong_text(title, diff, attempt)
     if answered < wrong_first:
         return wrong_text(title, diff, answered + 1)
     return reply_text(title, diff if answered > wrong_first else drift(diff))
@@ -88,14 +94,46 @@ def wrong_text(title: str, diff: str, attempt: int) -> str:
     )
 
 
+_COMMENT = {".py": "#", ".sh": "#", ".rb": "#", ".toml": "#", ".yaml": "#", ".yml": "#"}
+
+
+def futile_text(title: str, diff: str, attempt: int) -> str | None:
+    """A wrong answer that applies: a comment added after the longest line the reference's
+    first hunk of a changed file keeps or removes (one the file has), fixing nothing. None
+    when the diff has no such line."""
+    path, old = "", list[str]()
+    for line in diff.split("\n"):
+        if (line.startswith("--- ") or line.startswith("@@")) and path and old:
+            break  # the first hunk of a changed file is read
+        if line.startswith("--- "):
+            path = "" if line.strip() == "--- /dev/null" else line[6:].strip()
+        elif path and line[:1] in (" ", "-") and not line.startswith("--- "):
+            old.append(line[1:])
+    quoted = max((x for x in old if x.strip()), key=len, default="")
+    if not path or not quoted:
+        return None
+    mark = _COMMENT.get(Path(path).suffix, "//")
+    indent = quoted[: len(quoted) - len(quoted.lstrip())]
+    return (
+        f"I think this fixes: {title}\n\n{path}\n<<<<<<< SEARCH\n{quoted}\n=======\n{quoted}\n"
+        f"{indent}{mark} checked ({attempt})\n>>>>>>> REPLACE\n"
+    )
+
+
 class OracleServer:
     """`POST /v1/chat/completions` answers from the registered tasks; `GET /v1/models`
     lists the oracle. Every response closes its connection."""
 
-    def __init__(self, wrong_first: int = 0, right_seeds: frozenset[int] | None = None) -> None:
+    def __init__(
+        self,
+        wrong_first: int = 0,
+        right_seeds: frozenset[int] | None = None,
+        applicable: bool = False,
+    ) -> None:
         self.tasks: dict[str, str] = {}
         self.wrong_first = wrong_first
         self.right_seeds = right_seeds
+        self.applicable = applicable
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -142,7 +180,7 @@ class OracleServer:
     def reply(self, messages: list[dict[str, Any]], seed: int | None = None) -> str | None:
         with self._lock:
             tasks = dict(self.tasks)
-        return answer(tasks, messages, self.wrong_first, seed, self.right_seeds)
+        return answer(tasks, messages, self.wrong_first, seed, self.right_seeds, self.applicable)
 
 
 class _Handler(BaseHTTPRequestHandler):

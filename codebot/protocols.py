@@ -7,6 +7,8 @@ Each protocol has one real implementation and one test double:
 - `Worktree`: edits.FileTree on the isolated clone; tests use it on a temp directory.
 - `Forge`: forge.GitHubForge; tests/support/github_server.py (a REST server PyGithub talks to).
 - `Recall`: knowledge.Recall over the on-disk index; tests give the loop a real index too.
+- `Lanes`: lanes.Lanes (copies of the clone, each with a container); tests/test_candidates.py
+  (copies of a temp dir, each with a scripted sandbox).
 """
 
 from __future__ import annotations
@@ -108,6 +110,23 @@ class Sandbox(Protocol):
 
     def close(self) -> None:
         """Remove the container and everything it owns. Safe to call twice."""
+        ...
+
+
+class Lanes(Protocol):
+    """Places besides the run's own where best-of-N candidates are checked side by side
+    (codebot.candidates): each a copy of the run's work tree with a sandbox of its own, made
+    from the run's environment. A lane holds the run's files as they were when it was made;
+    whoever checks a candidate in it brings the files the run has changed since up to date."""
+
+    @property
+    def count(self) -> int:
+        """How many there are: the worker limit less the run's own place."""
+        ...
+
+    def lane(self, k: int) -> tuple[Worktree, Sandbox]:
+        """Lane `k` (0 to count - 1), once it is ready. Raises SandboxError when it could not
+        be made; the candidates then go to the places that could."""
         ...
 
 

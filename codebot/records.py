@@ -158,8 +158,9 @@ CandidateOutcome = Literal["green", "retry", "stop", "not checked", "error"]
 @dataclass(frozen=True)
 class Candidate:
     """One of an iteration's independent replies (best-of-N): what it cost, what its checks
-    said in its own try, and whether its work went on (`chosen`). A loser's edits were
-    undone before the next candidate ran, so none of them reaches the branch."""
+    said in its own try (`check_s`: applying its edits and checking them), and whether its
+    work went on (`chosen`). Each was tried on the run's files as the iteration began, and
+    only the chosen one's edits reach the branch."""
 
     index: int  # 1-based, in the order they were asked
     outcome: CandidateOutcome
@@ -170,6 +171,7 @@ class Candidate:
     model_s: float
     chosen: bool
     reply: str
+    check_s: float = 0.0
 
 
 @dataclass(frozen=True)

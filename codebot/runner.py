@@ -32,6 +32,7 @@ from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
+from codebot.lanes import Lanes, lane_run_ids
 from codebot.loop import Loop, LoopResult, run_loop
 from codebot.protocols import Model
 from codebot.records import (
@@ -156,6 +157,13 @@ class Run:
         )
 
 
+def _tree(run: Run) -> FileTree:
+    """The run's work tree as the loop edits it: the clone, its protected paths and test
+    policy."""
+    settings, ws = run.settings, run.ws
+    return FileTree(ws.path, settings.git.protected_paths, run.spec.tests, ws.base_files())
+
+
 @dataclass(frozen=True)
 class Baseline:
     """Where the loop starts: the setup and checks before any change, and the first prompt.
@@ -194,18 +202,20 @@ def solve(
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
     spare = Spare(settings, deps, run.run_id)  # the verification's sandbox, starting meanwhile
+    lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
     try:
         start = _baseline(run, sandbox, deps, knowledge)
-        result = _loop(run, sandbox, asked, start, prior, knowledge)
+        result = _loop(run, sandbox, asked, start, prior, knowledge, lanes)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
-        if spare.discard():
-            on_event(f"warning: {spare.left}")
+        for left in (spare.discard(), lanes.close()):
+            if left:
+                on_event(f"warning: {left}")
         raise
     finally:
         knowledge.close()
-    closing = Closing(sandbox)  # removed while the committed tree is checked
+    closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
     ws.stage(result.changed)
     args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, deps)
     result, final = verify_run(*args, on_event)
@@ -223,7 +233,7 @@ def solve(
         head_commit=head,
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
-        notes=(*settings.notes, *asked.notes, *knowledge.notes),
+        notes=(*settings.notes, *asked.notes, *knowledge.notes, *lanes.notes),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
@@ -242,8 +252,8 @@ def _begin(
     prior: Prior | None,
 ) -> Run:
     run_id = prior.run_id if prior else time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    if prior:
-        for left in (run_id, f"{run_id}-env", f"{run_id}-verify"):  # what a killed run left
+    if prior:  # what a killed run left
+        for left in (run_id, f"{run_id}-env", f"{run_id}-verify", *lane_run_ids(run_id, 8)):
             cleanup_orphans(left)
     return Run(run_id, spec, settings, ws, model, redact, on_event, _now(), time.monotonic())
 
@@ -337,6 +347,7 @@ def _loop(
     start: Baseline,
     prior: Prior | None,
     knowledge: kn.Knowledge,
+    lanes: Lanes,
 ) -> LoopResult:
     """The loop from the first prompt, or from where an interrupted run stopped; or, when
     setup failed, the stop that says so without asking the model."""
@@ -354,9 +365,7 @@ def _loop(
     loop = Loop(
         spec=run.spec,
         rules=StopRules.of(run.spec),
-        tree=FileTree(
-            run.ws.path, settings.git.protected_paths, run.spec.tests, run.ws.base_files()
-        ),
+        tree=_tree(run),
         sandbox=sandbox,
         python_repo=start.python_repo,
         expect=start.expect,
@@ -367,6 +376,7 @@ def _loop(
         feedback_tokens=settings.feedback_tokens,
         recall=kn.Recall(knowledge, run.spec) if knowledge.origins else None,
         candidates=settings.candidates,
+        lanes=lanes if lanes.count else None,
         started=run.t0,
     )
     state = loop.resume(LoopState(history=start.prompt, grounding=start.grounding), done)

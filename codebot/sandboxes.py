@@ -5,6 +5,7 @@ joined before the run ends, so nothing is left behind."""
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from codebot import environment
 from codebot.config import Settings
@@ -65,16 +66,24 @@ class Spare:
         return self.left
 
 
-class Closing:
-    """A sandbox being removed in the background; `wait` says what could not be removed."""
+class Closable(Protocol):
+    def close(self) -> str:
+        """Remove it; what could not be removed, as one line."""
+        ...
 
-    def __init__(self, sandbox: DockerSandbox) -> None:
+
+class Closing:
+    """A sandbox (and anything else to close with it, e.g. the run's lanes) being removed in
+    the background; `wait` says what could not be removed."""
+
+    def __init__(self, sandbox: DockerSandbox, *others: Closable) -> None:
         self._left = ""
-        self._thread = threading.Thread(target=self._close, args=(sandbox,), daemon=True)
+        self._thread = threading.Thread(target=self._close, args=(sandbox, others), daemon=True)
         self._thread.start()
 
-    def _close(self, sandbox: DockerSandbox) -> None:
-        self._left = close_sandbox(sandbox)
+    def _close(self, sandbox: DockerSandbox, others: tuple[Closable, ...]) -> None:
+        left = [close_sandbox(sandbox), *(other.close() for other in others)]
+        self._left = "; ".join(x for x in left if x)
 
     def wait(self) -> str:
         self._thread.join()

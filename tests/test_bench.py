@@ -16,9 +16,10 @@ import pytest
 
 from codebot.bench import BenchError, judge, load_task, load_tasks, materialise, shown_in_prompt
 from codebot.config import ModelConfig, SandboxConfig
+from codebot.edits import FileTree, parse_edits
 from codebot.errors import ModelError
 from codebot.llm import OpenAIModel
-from codebot.oracle import OracleServer, drift
+from codebot.oracle import OracleServer, drift, futile_text
 from codebot.records import Message
 from codebot.sandbox import OWNER_LABEL
 
@@ -145,6 +146,21 @@ def test_oracle_fences_a_diff_holding_backticks_with_a_longer_fence():
         server.register("sub adds", diff)
         reply = _ask(server, Message("user", "Title: sub adds"))
     assert "````diff\n" in reply
+
+
+def test_a_futile_answer_applies_to_the_file_and_changes_only_a_comment(tmp_path: Path):
+    (tmp_path / "calc.py").write_text("\n" * 9 + "def sub(a, b):\n    return a + b\n")
+    tree = FileTree(tmp_path, ())
+
+    text = futile_text("sub adds", DIFF, 7)
+    (outcome,) = tree.apply(parse_edits(text or "").edits)
+
+    assert outcome.status == "applied"
+    assert tree.read("calc.py") == (
+        "\n" * 9 + "def sub(a, b):\n    return a + b\n    # checked (7)\n"
+    )
+    new_file_only = DIFF[DIFF.index("diff --git a/tests") :]
+    assert futile_text("sub adds", new_file_only, 1) is None  # nothing there to quote
 
 
 def test_oracle_refuses_a_conversation_about_no_task_it_knows():

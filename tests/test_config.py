@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ def test_env_provides_endpoint_model_and_key():
 def test_flags_override_env():
     s = cfg.with_flags(cfg.from_env({"CODEBOT_MODEL": "a"}), model="b", base_url=None)
     assert s.model.name == "b"
+
+
+def test_candidates_are_checked_one_per_core_unless_told():
+    assert cfg.from_env({}).candidate_workers == min(8, os.cpu_count() or 1)
+    told = cfg.from_env({"CODEBOT_CANDIDATES": "3", "CODEBOT_CANDIDATE_WORKERS": "2"})
+    assert (told.candidates, told.candidate_workers) == (3, 2)
+    assert cfg.with_flags(told, candidate_workers=1).candidate_workers == 1
+    with pytest.raises(ConfigError) as err:
+        cfg.from_env({"CODEBOT_CANDIDATE_WORKERS": "0"})
+    assert "CODEBOT_CANDIDATE_WORKERS=0 is not a number of candidates checked at once" in str(
+        err.value
+    )
+    assert "1 to 8" in err.value.fix
 
 
 def test_missing_endpoint_says_how_to_set_one():
