@@ -257,7 +257,7 @@ def _merged(
             records.append(
                 Candidate(index, "not checked", "an earlier candidate passed every check",
                           None, reply.usage, reply.cost_usd, round(reply.latency_s, 3), False,
-                          reply.text)
+                          reply.text, rung=reply.rung)
             )  # fmt: skip
     usage = sum((c.usage for c in records), Usage())
     cost: float | None = 0.0
@@ -308,4 +308,5 @@ def _record(t: _Tried, chosen: bool) -> Candidate:
         chosen=chosen,
         reply=t.reply.text,
         check_s=t.check_s,
+        rung=t.reply.rung,
     )

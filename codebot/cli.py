@@ -44,6 +44,12 @@ def _model_options(fn: Any) -> Any:
             "wins (default: $CODEBOT_CANDIDATES, else 1).",
         ),
         click.option(
+            "--candidates-from",
+            type=click.Choice(["samples", "rungs"]),
+            help="Best-of-N candidates as samples of one model, or one from each rung of the "
+            "model ladder (default: $CODEBOT_CANDIDATES_FROM, else samples).",
+        ),
+        click.option(
             "--candidate-workers",
             type=click.IntRange(1, 8),
             help="Candidates checked at once, each in a copy of the work tree with a sandbox "
@@ -219,6 +225,7 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
         runs_dir=flags.get("runs_dir"),
         max_iterations=flags.get("max_iterations"),
         candidates=flags.get("candidates"),
+        candidates_from=flags.get("candidates_from"),
         candidate_workers=flags.get("candidate_workers"),
     )
 

@@ -128,6 +128,9 @@ class Settings:
     max_cost_usd: float | None = None
     max_minutes: float | None = None
     candidates: int = 1  # replies asked per iteration, best-of-N (codebot.candidates)
+    # Where candidates come from: "samples" of the rung that takes the iteration, or "rungs":
+    # one from each rung not spent from it on (codebot.ladder).
+    candidates_from: str = "samples"
     # How many candidates are checked at once, each in a place of its own (codebot.lanes).
     candidate_workers: int = field(default_factory=lambda: default_workers())
     runs_dir: Path = Path(".codebot/runs")
@@ -212,6 +215,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_cost_usd=_opt_num(env, "CODEBOT_MAX_COST_USD"),
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
         candidates=_candidates(_num(env, "CODEBOT_CANDIDATES", 1), "CODEBOT_CANDIDATES"),
+        candidates_from=_choice(env, "CODEBOT_CANDIDATES_FROM", CANDIDATE_SOURCES, "samples"),
         candidate_workers=_candidates(
             _num(env, "CODEBOT_CANDIDATE_WORKERS", default_workers()),
             "CODEBOT_CANDIDATE_WORKERS",
@@ -328,6 +332,8 @@ def with_flags(settings: Settings, **flags: Any) -> Settings:
         out = replace(out, sandbox=replace(out.sandbox, image=flags["image"]))
     if flags.get("candidates") is not None:
         out = replace(out, candidates=_candidates(flags["candidates"], "--candidates"))
+    if flags.get("candidates_from") is not None:
+        out = replace(out, candidates_from=flags["candidates_from"])
     if flags.get("candidate_workers") is not None:
         workers = _candidates(
             flags["candidate_workers"], "--candidate-workers", "candidates checked at once"
@@ -337,6 +343,7 @@ def with_flags(settings: Settings, **flags: Any) -> Settings:
 
 
 MAX_CANDIDATES = 8
+CANDIDATE_SOURCES = ("samples", "rungs")
 
 
 def default_workers() -> int:

@@ -8,6 +8,8 @@ is sent the task and one summary of what failed so far instead of the earlier re
 (`summarise`): the failed diffs' full text stays out of its prompt. A provider that is down,
 rate-limited past its retries or without the model hands the call to the rung's next
 provider (`fallbacks`). Escalations and fallbacks are kept in `notes` for the run record.
+Best-of-N candidates are samples of the rung that takes the iteration, or, `across_rungs`,
+one reply from each rung not spent from that one on (then samples of them, in turn).
 Parsing and checking the configuration is codebot.ladder_config.
 """
 
@@ -76,6 +78,7 @@ class LadderModel:
         self._cut = 0  # messages of the loop's history the summary stands for
         self._summary: Message | None = None
         self.candidates = 1  # replies asked per iteration (best-of-N); worst cases scale by it
+        self.across_rungs = False  # candidates from several rungs at once, not one's samples
         self._lock = threading.Lock()
 
     @classmethod
@@ -101,9 +104,18 @@ class LadderModel:
 
     def worst_case_usd(self, prompt_tokens: int) -> float | None:
         """At the price of the rung that would take the call (the dearest of its providers
-        still in line, so a fallback cannot pass the cap either)."""
+        still in line, so a fallback cannot pass the cap either), for every candidate; across
+        rungs, each candidate at its own rung's price."""
         index, _ = self._choose(prompt_tokens)
-        return None if index is None else self._rung_worst(index, prompt_tokens)
+        if index is None:
+            return None
+        total = 0.0
+        for rung, _variant in self._plan(index, self.candidates, prompt_tokens):
+            usd = self._one_worst(rung, prompt_tokens)
+            if usd is None:
+                return None
+            total += usd
+        return total
 
     def complete(self, messages: Sequence[Message]) -> Completion:
         (reply,) = self.complete_many(messages, 1)
@@ -126,16 +138,18 @@ class LadderModel:
         if index != self._at:
             self._escalate(index, messages, why)
         said = self._conversation(messages)
+        plan = self._plan(index, n, prompt)
         if n == 1:
             replies: list[Completion | ModelError] = [self._ask(index, said)]
         else:
             with ThreadPoolExecutor(max_workers=n, thread_name_prefix="codebot-ask") as pool:
-                asked = [pool.submit(self._ask_or_error, index, said, k) for k in range(n)]
+                asked = [pool.submit(self._ask_or_error, i, said, k) for i, k in plan]
                 replies = [f.result() for f in asked]
-        tally = self._tallies[index]
-        tally.rounds += 1
-        for reply in replies:
+        for rung in dict.fromkeys(i for i, _ in plan):
+            self._tallies[rung].rounds += 1
+        for (rung, _), reply in zip(plan, replies, strict=True):
             if isinstance(reply, Completion):
+                tally = self._tallies[rung]
                 tally.calls += 1
                 tally.usage += reply.usage
                 tally.cost = None if tally.cost is None or reply.cost_usd is None else (
@@ -143,8 +157,21 @@ class LadderModel:
                 )  # fmt: skip
         if all(isinstance(r, ModelError) for r in replies):
             raise next(r for r in replies if isinstance(r, ModelError))
-        name = self.rungs[index].name
-        return [r if isinstance(r, ModelError) else replace(r, rung=name) for r in replies]
+        return [
+            r if isinstance(r, ModelError) else replace(r, rung=self.rungs[i].name)
+            for (i, _), r in zip(plan, replies, strict=True)
+        ]
+
+    def _plan(self, index: int, n: int, prompt_tokens: int) -> list[tuple[int, int]]:
+        """Who answers each of `n` candidates, as (rung, variant): rung `index`'s samples; or,
+        across rungs, each rung not spent from `index` on in turn, a rung's second candidate
+        being its first sample (variant 1), and so on."""
+        if not self.across_rungs or n == 1:
+            return [(index, k) for k in range(n)]
+        rungs = [index] + [
+            i for i in range(index + 1, len(self.rungs)) if self._spent(i, prompt_tokens) is None
+        ]
+        return [(rungs[k % len(rungs)], k // len(rungs)) for k in range(n)]
 
     def _ask_or_error(
         self, index: int, messages: Sequence[Message], variant: int
@@ -190,13 +217,20 @@ class LadderModel:
         return None
 
     def _rung_worst(self, index: int, prompt_tokens: int) -> float | None:
+        """The most rung `index` can spend on one iteration: a call for every candidate (so
+        across rungs, a rung is held to more than its share: never less)."""
+        one = self._one_worst(index, prompt_tokens)
+        return None if one is None else one * self.candidates
+
+    def _one_worst(self, index: int, prompt_tokens: int) -> float | None:
+        """One call's worst case on rung `index`: its dearest provider still in line."""
         worst = []
         for model in self.rungs[index].models[self._tallies[index].active :]:
             usd = model.worst_case_usd(prompt_tokens) if isinstance(model, PricedModel) else None
             if usd is None:
                 return None
             worst.append(usd)
-        return max(worst) * self.candidates
+        return max(worst)
 
     def _escalate(self, index: int, messages: Sequence[Message], why: str) -> None:
         """Move to rung `index`; from now on the replies so far reach it as one summary."""

@@ -172,6 +172,7 @@ class Candidate:
     chosen: bool
     reply: str
     check_s: float = 0.0
+    rung: str = ""  # the ladder rung that answered (codebot.ladder)
 
 
 @dataclass(frozen=True)

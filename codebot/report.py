@@ -341,19 +341,21 @@ def _run_table(record: RunRecord, safe: _Untrusted) -> list[str]:
         *([""] if record.model_adjustments else []),
         *_cost_cap(record),
         *_rungs(record, safe),
-        *_candidates(record),
+        *_candidates(record, safe),
     ]
 
 
-def _candidates(record: RunRecord) -> list[str]:
+def _candidates(record: RunRecord, safe: _Untrusted) -> list[str]:
     """Best-of-N (codebot.candidates): per iteration, which candidate went on and how the
     others did. Their edits were undone; only the chosen one's are in this PR."""
     rows = []
     for it in record.iterations:
         if not it.candidates:
             continue
+        several = len({c.rung for c in it.candidates if c.rung}) > 1  # across rungs
         said = "; ".join(
-            f"{'**' if c.chosen else ''}{c.index}: {c.outcome}"
+            f"{'**' if c.chosen else ''}{c.index}"
+            f"{f' ({safe.code(c.rung)})' if several and c.rung else ''}: {c.outcome}"
             f"{'' if c.failing_tests is None else f', {c.failing_tests} failing'}"
             f"{'' if c.cost_usd is None else f', ${c.cost_usd:.4f}'}{'**' if c.chosen else ''}"
             for c in it.candidates

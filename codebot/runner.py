@@ -197,6 +197,7 @@ def solve(
     redact = Redactor.from_env(env, [settings.model.api_key])
     asked = ladder.engine(model, settings.model, env, redact)  # redacts every prompt
     asked.candidates = settings.candidates  # the cost caps count every candidate's call
+    asked.across_rungs = settings.candidates_from == "rungs"
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)

@@ -370,3 +370,38 @@ def test_a_sandbox_fault_in_a_lane_ends_the_iteration_as_a_fault(
 
     with pytest.raises(SandboxError, match="the engine went away"):
         best_of(loop, LoopState(history=PROMPT), [reply(WRONG), reply(POW)])
+
+
+@pytest.mark.docker
+def test_candidates_across_rungs_let_the_strong_rungs_reply_win_beside_the_cheap_one(
+    tmp_path, sandbox_image, no_leftover_containers
+) -> None:
+    repo = make_repo(tmp_path / "shop", {"pricing.py": PRICING, "test_pricing.py": PRICING_TEST})
+    (tmp_path / "task.yaml").write_text(TASK)
+    runs = tmp_path / "runs"
+    with ScriptedModelServer("cheap-model") as cheap, ScriptedModelServer("strong-model") as strong:
+        cheap.script(Turn.reply(OFF, seed=0))
+        strong.script(Turn.reply(RIGHT, seed=0))
+        rungs = [
+            {"name": name, "model": f"{name}-model", "base_url": server.base_url,
+             "key_env": "", "price_input": price, "price_output": price}
+            for name, server, price in (("cheap", cheap, 0.1), ("strong", strong, 5.0))
+        ]  # fmt: skip
+        env = cli_env(cheap, CODEBOT_LADDER=json.dumps(rungs))
+        args = ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs)]
+
+        result = codebot([*args, "--candidates", "2", "--candidates-from", "rungs"], env, tmp_path)
+
+        cheap.assert_done()
+        strong.assert_done()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git(repo, "show", "codebot/fix-total:pricing.py").endswith("return sum(prices)")
+    record = json.loads((run_dir(runs) / "run.json").read_text())
+    (it,) = record["iterations"]
+    assert [(c["rung"], c["outcome"], c["chosen"]) for c in it["candidates"]] == [
+        ("cheap", "retry", False), ("strong", "green", True)
+    ]  # fmt: skip
+    assert it["rung"] == "strong"
+    assert [(r["name"], r["calls"]) for r in record["rungs"]] == [("cheap", 1), ("strong", 1)]
+    body = (run_dir(runs) / "pr.md").read_text()
+    assert "**2 (`strong`): green" in body and "1 (`cheap`): retry" in body

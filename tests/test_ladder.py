@@ -457,3 +457,44 @@ def test_the_action_outputs_name_the_cost_cap(tmp_path: Path):
 
 def _openai(server: ScriptedModelServer) -> OpenAIModel:
     return OpenAIModel(ModelConfig(name=server.model, base_url=server.base_url, max_retries=0))
+
+
+# Best-of-N across rungs: candidates from several models at once
+
+
+def test_candidates_across_rungs_take_a_reply_from_each_rung_at_its_own_price(servers: Servers):
+    cheap, strong = servers("cheap-model"), servers("strong-model")
+    cheap.script(Turn.reply("cheap first", seed=0), Turn.reply("cheap sampled", seed=1))
+    strong.script(Turn.reply("strong first", seed=0))
+    model = ladder([
+        rung("cheap", cheap, price_input=1.0, price_output=1.0),
+        rung("strong", strong, price_input=10.0, price_output=10.0),
+    ])  # fmt: skip
+    model.candidates, model.across_rungs = 3, True
+    one = [r.models[0].worst_case_usd(1000) for r in model.rungs]  # type: ignore[attr-defined]
+
+    worst = model.worst_case_usd(1000)
+    replies = model.complete_many(history(), 3)
+
+    assert [(r.text, r.rung) for r in replies] == [  # type: ignore[union-attr]
+        ("cheap first", "cheap"), ("strong first", "strong"), ("cheap sampled", "cheap")
+    ]  # fmt: skip
+    assert worst == pytest.approx(2 * one[0] + one[1])  # each candidate at its rung's price
+    assert sorted((r.body["seed"], r.body["temperature"]) for r in cheap.requests) == [
+        (0, 0.0), (1, 0.8)
+    ]  # fmt: skip
+    assert [(r.body["seed"], r.body["temperature"]) for r in strong.requests] == [(0, 0.0)]
+    assert [(u.name, u.calls) for u in model.rung_usage()] == [("cheap", 2), ("strong", 1)]
+
+
+def test_across_rungs_a_spent_rung_gives_no_candidate(servers: Servers):
+    cheap, strong = servers("cheap-model"), servers("strong-model")
+    cheap.script("cheap answer")
+    strong.script(Turn.reply("strong first", seed=0), Turn.reply("strong sampled", seed=1))
+    model = ladder([rung("cheap", cheap, iterations=1), rung("strong", strong)])
+    model.candidates, model.across_rungs = 2, True
+    model.complete(history())  # cheap's one iteration
+
+    replies = model.complete_many(history("cheap answer", "still failing"), 2)
+
+    assert [r.rung for r in replies] == ["strong", "strong"]  # type: ignore[union-attr]
