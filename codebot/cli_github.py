@@ -102,9 +102,9 @@ def run(spec: Path, output: Output, **flags: Any) -> None:
 def action(artifact: Path | None, output: Output, **flags: Any) -> None:
     """Act on the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH.
 
-    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT. With --artifact, the plan
-    job of a split workflow: nothing is written to GitHub, and the exit code is 0 once the
-    plan is written (`codebot publish` exits with the run's).
+    Writes pr-url, head-commit, stop-reason and cost-usd to $GITHUB_OUTPUT. With --artifact,
+    the plan job of a split workflow: nothing is written to GitHub, and the exit code is 0
+    once the plan is written (`codebot publish` exits with the run's).
     """
     from codebot import github_flow, publish
 
@@ -124,7 +124,8 @@ def publish_command(directory: Path) -> None:
     Every file must match DIR/manifest.json and its size cap; the branch must be codebot's and
     fast-forward from the remote's base; no new commit may touch a protected path. Nothing is
     pushed or posted otherwise. Needs GITHUB_TOKEN with write access, never the model key.
-    Writes pr-url, stop-reason and cost-usd to $GITHUB_OUTPUT; exits with the run's code.
+    Writes pr-url, head-commit, stop-reason and cost-usd to $GITHUB_OUTPUT; exits with the
+    run's code.
     """
     from codebot import publish
     from codebot.forge import GitHubForge
@@ -135,7 +136,10 @@ def publish_command(directory: Path) -> None:
     url = done.pull.url if done.pull else ""
     _echo(f"codebot: published the plan in {directory} ({done.stop_reason})")
     _echo(f"  pull request: {url or 'none'}; {done.comments} comment(s) posted")
-    _write_outputs(env.get("GITHUB_OUTPUT"), url, done.stop_reason, done.cost_usd)
+    if done.head_commit:
+        _echo(f"  commit:       {done.head_commit} (on the branch on GitHub)")
+    output = env.get("GITHUB_OUTPUT")
+    _write_outputs(output, url, done.stop_reason, done.cost_usd, head=done.head_commit)
     sys.exit(stops.exit_code(done.stop_reason))
 
 
@@ -158,7 +162,10 @@ def _finish_github(outcome: GitHubOutcome, output: Output, output_file: str | No
     cost = outcome.record.cost_usd if outcome.record else None
     url = outcome.pull.url if outcome.pull else ""
     budget = (outcome.record.spec.get("budget") or {}) if outcome.record else {}
-    _write_outputs(output_file, url, outcome.stop_reason, cost, budget.get("max_cost_usd"))
+    # The commit on the pushed branch (GitHub's own through the API); a plan pushed nothing.
+    head = (outcome.record.head_commit or "") if outcome.record and outcome.pull else ""
+    cap = budget.get("max_cost_usd")
+    _write_outputs(output_file, url, outcome.stop_reason, cost, cap, head=head)
     sys.exit(0 if outcome.artifact else stops.exit_code(outcome.stop_reason))
 
 
@@ -168,10 +175,13 @@ def _write_outputs(
     stop_reason: str,
     cost: float | None,
     cap: float | None = None,
+    *,
+    head: str = "",
 ) -> None:
     if output_file:
         with open(output_file, "a", encoding="utf-8") as out:
             out.write(f"pr-url={url}\n")
+            out.write(f"head-commit={head}\n")
             out.write(f"stop-reason={stop_reason}\n")
             out.write(f"cost-usd={'' if cost is None else f'{cost:.4f}'}\n")
             out.write(f"cost-cap-usd={'' if cap is None else f'{cap:.4f}'}\n")

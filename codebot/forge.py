@@ -14,6 +14,7 @@ import base64
 import itertools
 import os
 import re
+import time
 import urllib.request
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,13 +44,25 @@ _MAX_FAILED_JOBS = 10  # a matrix can fail 50 ways at once; the model needs a fe
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """HTTP behaviour of the client. The defaults are PyGithub's, which respect GitHub's
-    secondary rate limits; tests against a local server turn retries and pacing off."""
+    """HTTP behaviour of the client. The pacing defaults are PyGithub's (a write at most
+    every second), which respect GitHub's secondary rate limits; tests against a local
+    server turn retries and pacing off.
+
+    Git Data writes (codebot.gitapi: a blob per file, then a tree, a commit, a ref) are
+    paced apart from those: a second apart they cost a second per file. GitHub's documented
+    secondary limits are per minute (900 points for REST endpoints, 5 per write, so 180
+    writes; and 80 content-generating requests), and its advice to wait a second between
+    writes is for "a large number" of them. So up to `git_writes_per_window` (80: under both
+    limits, even if GitHub counted blobs as content) go out at once, one after another and
+    never concurrently, and only more than that in one `git_write_window_s` wait their turn.
+    PyGithub's retry (on outside tests) still waits out a secondary limit GitHub reports."""
 
     retry: bool = True
     seconds_between_requests: float = 0.25
     seconds_between_writes: float = 1.0
     timeout_s: int = 15
+    git_writes_per_window: int = 80
+    git_write_window_s: float = 60.0
 
 
 class GitHubForge:
@@ -62,13 +75,22 @@ class GitHubForge:
         self.api_url = api_url.rstrip("/")
         self._token = token
         self._timeout_s = options.timeout_s
-        self._gh = github.Github(
+        paced = (options.seconds_between_requests, options.seconds_between_writes)
+        self._gh = self._client(token, options, *paced)
+        # Git Data writes: a client of their own, paced by `_git_pacer` instead (ClientOptions).
+        self._git = self._client(token, options, 0, 0)
+        self._git_pacer = _Pacer(options.git_writes_per_window, options.git_write_window_s)
+
+    def _client(
+        self, token: str, options: ClientOptions, between_requests: float, between_writes: float
+    ) -> github.Github:
+        return github.Github(
             auth=github.Auth.Token(token),
             base_url=self.api_url,
             timeout=options.timeout_s,
             retry=github.Github.default_retry if options.retry else None,
-            seconds_between_requests=options.seconds_between_requests,
-            seconds_between_writes=options.seconds_between_writes,
+            seconds_between_requests=between_requests,
+            seconds_between_writes=between_writes,
             lazy=True,  # no GET for objects we only use as a URL prefix
         )
 
@@ -226,9 +248,20 @@ class GitHubForge:
     def reply_to_review_comment(
         self, full_name: str, number: int, comment_id: int, body: str
     ) -> str:
-        """Answer in a review comment's thread; returns the reply's URL."""
-        with self._calling(f"replying to review comment {comment_id} on {full_name}#{number}"):
+        """Answer in a review comment's thread; returns the reply's URL. The comment is read
+        first: one that is not on PR `number` (a plan names it, and a plan is not trusted)
+        gets no reply."""
+        with self._calling(f"reading review comment {comment_id} of {full_name}"):
             pull = self._repo(full_name).get_pull(number)
+            on = pull.get_review_comment(comment_id).pull_request_url.rstrip("/")
+        if on.rsplit("/", 1)[-1] != str(number):
+            raise ForgeError(
+                f"review comment {comment_id} is not on pull request {full_name}#{number} "
+                f"(GitHub has it on #{on.rsplit('/', 1)[-1]}); no reply was posted",
+                "codebot replies only in a thread of the pull request it updates; check the "
+                "review comment id (a plan's `review_comment`)",
+            )
+        with self._calling(f"replying to review comment {comment_id} on {full_name}#{number}"):
             return pull.create_review_comment_reply(comment_id, body).html_url
 
     def past_review_comments(self, full_name: str, limit: int) -> tuple[PastReviewComment, ...]:
@@ -260,9 +293,8 @@ class GitHubForge:
 
     def create_blob(self, full_name: str, data: bytes) -> str:
         """Base64 whatever the bytes: binary files and large ones arrive unchanged."""
-        with self._calling(f"storing a {len(data)}-byte blob in {full_name}"):
-            encoded = base64.b64encode(data).decode("ascii")
-            return self._repo(full_name).create_git_blob(encoded, "base64").sha
+        payload = {"content": base64.b64encode(data).decode("ascii"), "encoding": "base64"}
+        return _sha(self._git_data(full_name, "POST", "blobs", payload), f"a blob in {full_name}")
 
     def create_tree(self, full_name: str, base_tree: str, entries: Sequence[TreeEntry]) -> str:
         tree = [
@@ -287,8 +319,8 @@ class GitHubForge:
 
     def create_ref(self, full_name: str, branch: str, sha: str) -> bool:
         try:
-            with self._calling(f"creating branch {branch} of {full_name}"):
-                self._repo(full_name).create_git_ref(f"refs/heads/{branch}", sha)
+            payload = {"ref": f"refs/heads/{branch}", "sha": sha}
+            self._git_data(full_name, "POST", "refs", payload)
         except _Unprocessable as exc:
             if "already exists" not in exc.detail:
                 raise
@@ -309,14 +341,13 @@ class GitHubForge:
     def _git_data(
         self, full_name: str, verb: str, path: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
-        """A Git Data call through PyGithub's requester, which PyGithub offers for this: its
+        """A Git Data write through PyGithub's requester, which PyGithub offers for this: its
         typed methods need fetched objects for plain ids, and its lazy ref PATCHes the
-        read-only `git/ref/` URL."""
+        read-only `git/ref/` URL. On the Git Data client, paced by `_git_pacer`."""
         with self._calling(f"writing git {path.split('/')[0]} in {full_name}"):
-            repo = self._repo(full_name)
-            _, data = repo.requester.requestJsonAndCheck(
-                verb, f"{repo.url}/git/{path}", input=payload
-            )
+            url = f"{self._repo(full_name).url}/git/{path}"
+            self._git_pacer.wait()
+            _, data = self._git.requester.requestJsonAndCheck(verb, url, input=payload)
         return data if isinstance(data, dict) else {}
 
     def _repo(self, full_name: str) -> Repository:
@@ -409,6 +440,23 @@ class GitHubForge:
             error.fix = error.fix.replace(self._token, "***")
             error.args = (error.cause,)
         return error
+
+
+class _Pacer:
+    """At most `limit` calls in any `window_s` seconds: the first `limit` go at once, a
+    further one waits until the oldest of them leaves the window."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self._limit, self._window_s = max(1, limit), window_s
+        self._times: deque[float] = deque()
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        while self._times and now - self._times[0] >= self._window_s:
+            self._times.popleft()
+        if len(self._times) >= self._limit:
+            time.sleep(self._window_s - (now - self._times.popleft()))
+        self._times.append(time.monotonic())
 
 
 @contextmanager

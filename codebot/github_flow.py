@@ -272,10 +272,13 @@ def _run_remote(
                 except CodebotError as exc:
                     run.write(replace(record, published=f"not published: {exc.one_line()}"))
                     raise
-                record = replace(record, published=f"{sent.how}; pull request {pull.url}")
+                # The branch's commit is GitHub's when it made it (commit_via_api), not ours.
+                how = f"{sent.how}; pull request {pull.url}"
+                record = replace(record, head_commit=sent.head, published=how)
                 files = run.write(record)
             job.say(_final_comment(record, None if pull is None else f"#{pull.number}"))
-            job.reply(_reply(record, sent, job.repo))
+            link = None if sent is None else publish.commit_link(job.repo.url, sent.head)
+            job.reply(_reply(record, link))
             return GitHubOutcome(record.stop_reason, record, files, pull)
         except CodebotError as exc:
             stopped = f"⚠️ codebot stopped: {exc.one_line()}"
@@ -313,6 +316,15 @@ class _Job:
         if t.review_comment is not None:
             for safe in self.as_said(text):
                 self.forge.reply_to_review_comment(t.repo, t.number, t.review_comment, safe)
+
+    def answering(self, plan: publish.Plan, text: str) -> publish.Plan:
+        """`plan` replying `text` in the thread of the review comment that started the run,
+        if one did (as `reply` would)."""
+        t = self.target
+        if t.review_comment is None:
+            return plan
+        thread = publish.ReviewThread(t.review_comment, t.number)
+        return replace(plan, review_comment=thread, reply="".join(self.as_said(text)))
 
     def as_said(self, text: str) -> tuple[str, ...]:
         """A comment as `say` posts it (it quotes stop details and errors: redacted first,
@@ -372,6 +384,7 @@ def _plan(job: _Job, settings: cfg.Settings, artifact: Path) -> GitHubOutcome:
             record = replace(record, published=f"planned {ws.branch}; artifact {artifact}")
         files = run.write(record)
         said = _final_comment(record, publish.PULL_PLACEHOLDER if change else None)
+        reply = _reply(record, publish.COMMIT_PLACEHOLDER if change else None)
         plan = publish.Plan(
             t.repo, t.number, branch=ws.branch if change else "", closes=t.closes,
             base_branch=job.repo.default_branch, base_commit=ws.base_commit,
@@ -380,13 +393,14 @@ def _plan(job: _Job, settings: cfg.Settings, artifact: Path) -> GitHubOutcome:
             reviewers=s.github.reviewers, stop_reason=record.stop_reason, run_id=record.run_id,
             cost_usd=record.cost_usd, comments=job.as_said(said),
         )  # fmt: skip
-        publish.write_artifact(artifact, plan, ws, files.run_json)
+        publish.write_artifact(artifact, job.answering(plan, reply), ws, files.run_json)
         job.on_event(f"plan written to {artifact}; `codebot publish` it to push")
         return GitHubOutcome(record.stop_reason, record, files, artifact=artifact)
     except CodebotError as exc:
-        stopped = job.as_said(f"⚠️ codebot stopped: {exc.one_line()}")
+        stopped = f"⚠️ codebot stopped: {exc.one_line()}"
+        failed = publish.Plan(t.repo, t.number, comments=job.as_said(stopped))
         with contextlib.suppress(CodebotError, OSError):  # the error in flight is the one to tell
-            publish.write_artifact(artifact, publish.Plan(t.repo, t.number, comments=stopped))
+            publish.write_artifact(artifact, job.answering(failed, stopped))
         raise
     finally:
         ws.cleanup()
@@ -411,14 +425,15 @@ def _publish(job: _Job, ws: Workspace, run: _Solved) -> tuple[PullInfo, gitapi.S
     return pull, sent
 
 
-def _reply(record: RunRecord, sent: gitapi.Sent | None, repo: RepoInfo) -> str:
-    """The answer in a review comment's thread: the commit made for it, or why there is none."""
+def _reply(record: RunRecord, commit: str | None) -> str:
+    """The answer in a review comment's thread: the commit made for it (`commit`, as
+    publish.commit_link names it), or why there is none."""
     why = f"{stops.text(record.stop_reason)} ({record.stop_detail})"
-    if sent is None:
+    if commit is None:
         if record.stop_reason == "nothing_to_do":
             why = f"nothing to change: {record.stop_detail}"
         return f"Nothing was pushed for this comment: {why}."
-    done = f"Addressed in {sent.head[:7]} ({repo.url}/commit/{sent.head})."
+    done = f"Addressed in {commit}."
     return done if record.passed else f"{done} Not every check passed: {why}."
 
 

@@ -5,7 +5,8 @@ token, and left DIR. This job holds the write token and no model key, and trusts
 DIR: every file must match the manifest and its size cap, the branch must be codebot's and
 fast-forward from the remote's base, no new commit may touch a protected path or link out of
 the tree, and every text is redacted and neutralised again. Only then does it push (never
-forced), open or update the PR as a one-job run does, and comment.
+forced), open or update the PR as a one-job run does, and comment; a follow-up asked for in a
+review comment gets its reply in that comment's thread, linking the commit now on the branch.
 
 Longer than our usual module: the artifact's format and every rule that checks it read best
 on one page, where a file the format gains cannot miss its rule.
@@ -13,6 +14,7 @@ on one page, where a file the format gains cannot miss its rule.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -37,12 +39,17 @@ from codebot.workspace import Change, Workspace
 FORMAT = "codebot-plan/1"
 # Where the final comment names the PR: the plan cannot know its number before it exists.
 PULL_PLACEHOLDER = "{pull_request}"
-MANIFEST, PLAN, BODY, BUNDLE, RUN = (
-    "manifest.json", "plan.json", "pr-body.md", "branch.bundle", "run.json",
+# Where a review thread's reply names the commit: through the API, GitHub makes it on publish.
+COMMIT_PLACEHOLDER = "{commit}"
+MANIFEST, PLAN, BODY, BUNDLE, RUN, REPLY = (
+    "manifest.json", "plan.json", "pr-body.md", "branch.bundle", "run.json", "reply.md",
 )  # fmt: skip
 KB, MB = 1024, 1024 * 1024
-LIMITS = {MANIFEST: 64 * KB, PLAN: 64 * KB, BODY: 64 * KB, BUNDLE: 50 * MB, RUN: 20 * MB}
 COMMENT_LIMIT = 16 * KB
+LIMITS = {
+    MANIFEST: 64 * KB, PLAN: 64 * KB, BODY: 64 * KB, BUNDLE: 50 * MB, RUN: 20 * MB,
+    REPLY: COMMENT_LIMIT,
+}  # fmt: skip
 _COMMENT = re.compile(r"comment-[1-3]\.md")
 _SHA = re.compile(r"[0-9a-f]{40}")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -50,6 +57,15 @@ _BRANCH = re.compile(r"(?!.*(?:\.\.|//|@\{))[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<
 _DETAILS = re.compile(r"<details><summary>([^<>]*)</summary>")
 _SUB = re.compile(r"<sub>([^<>]*)</sub>")
 _NOTHING_PUSHED = "nothing was pushed or posted; run codebot again for a new plan"
+
+
+@dataclass(frozen=True)
+class ReviewThread:
+    """The review comment (`id`, on pull request `pull`) that asked for a follow-up: the
+    reply goes into its thread."""
+
+    id: int
+    pull: int
 
 
 @dataclass(frozen=True)
@@ -71,18 +87,23 @@ class Plan:
     stop_reason: str = ""
     run_id: str = ""
     cost_usd: float | None = None
+    review_comment: ReviewThread | None = None
     body: str = ""  # pr-body.md
     comments: tuple[str, ...] = ()  # comment-N.md, posted in order
+    reply: str = ""  # reply.md, with review_comment only: the answer posted in its thread
 
 
 @dataclass(frozen=True)
 class Published:
-    """What `codebot publish` did; the stop reason and cost are the planned run's."""
+    """What `codebot publish` did; the stop reason and cost are the planned run's.
+    `head_commit` is the branch's commit on GitHub now (GitHub's own when it made it through
+    the API), empty when nothing was pushed."""
 
     stop_reason: str
     cost_usd: float | None
     pull: PullInfo | None
     comments: int
+    head_commit: str = ""
 
 
 # --- the plan job's side ---------------------------------------------------------------------
@@ -104,12 +125,13 @@ def write_artifact(
     names = [f"comment-{i}.md" for i in range(1, len(plan.comments) + 1)]
     texts = {
         **({BODY: plan.body} if plan.branch else {}),
+        **({REPLY: plan.reply} if plan.review_comment else {}),
         **dict(zip(names, plan.comments, strict=True)),
     }
     for name, text in texts.items():
         (directory / name).write_bytes(text.encode("utf-8"))
     data = {"format": FORMAT, **asdict(plan), "comments": names}
-    del data["body"]
+    del data["body"], data["reply"]
     (directory / PLAN).write_bytes(json.dumps(data, indent=2).encode("utf-8"))
     if run_json is not None:
         shutil.copyfile(run_json, directory / RUN)
@@ -132,17 +154,21 @@ def read_artifact(directory: Path) -> tuple[Plan, Path | None]:
     for name, entry in listed.items():
         _check_file(directory / name, entry)
     data = _json(directory / PLAN)
-    known = {"format", *Plan.__dataclass_fields__} - {"body"}
+    known = {"format", *Plan.__dataclass_fields__} - {"body", "reply"}
     if data.get("format") != FORMAT or set(data) != known:
         raise _refused(PLAN, f"must hold exactly the keys of {FORMAT}: {', '.join(sorted(known))}")
-    values = {key: _field(data, key) for key in known - {"format", "comments"}}
+    values = {key: _field(data, key) for key in known - {"format", "comments", "review_comment"}}
     comments = tuple(_comment(directory, name, listed) for name in _field(data, "comments"))
+    thread = _thread(data["review_comment"], values["number"])
     has_change = bool(values["branch"])
     for name in (BUNDLE, BODY):
         if (name in listed) != has_change:
             raise _refused(name, "goes with a branch to push, and only with one")
+    if (REPLY in listed) != (thread is not None):
+        raise _refused(REPLY, "goes with a `review_comment` to answer, and only with one")
     body = _text(directory / BODY) if has_change else ""
-    plan = Plan(**values, body=body, comments=comments)
+    reply = _comment(directory, REPLY, listed) if thread is not None else ""
+    plan = Plan(**values, review_comment=thread, body=body, comments=comments, reply=reply)
     return plan, (directory / BUNDLE if has_change else None)
 
 
@@ -165,6 +191,23 @@ def _field(data: dict[str, Any], key: str) -> Any:
         kinds = " or ".join("null" if t is type(None) else t.__name__ for t in _FIELDS[key])
         raise _refused(PLAN, f"`{key}` must be {kinds}")
     return value
+
+
+def _thread(value: Any, number: int) -> ReviewThread | None:
+    """The review comment a plan answers: two whole ids, on the PR its comments go to."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"id", "pull"}
+        or not all(type(value[key]) is int and value[key] > 0 for key in ("id", "pull"))
+    ):
+        rule = '`review_comment` must be null or {"id": N, "pull": N}, whole numbers above 0'
+        raise _refused(PLAN, rule)
+    if value["pull"] != number:
+        rule = f"`review_comment` is on #{value['pull']}, not on #{number} the plan reports to"
+        raise _refused(PLAN, rule)
+    return ReviewThread(value["id"], value["pull"])
 
 
 def _manifest(directory: Path) -> dict[str, dict[str, Any]]:
@@ -215,7 +258,7 @@ def _text(path: Path) -> str:
 
 
 def _comment(directory: Path, name: str, listed: Mapping[str, object]) -> str:
-    if not _COMMENT.fullmatch(name) or name not in listed:
+    if not (_COMMENT.fullmatch(name) or name == REPLY) or name not in listed:
         raise _refused(PLAN, f"comment `{name}` is not a comment-N.md file of the manifest")
     text = _text(directory / name)
     if not text.strip():
@@ -241,9 +284,13 @@ def check_target(plan: Plan, settings: cfg.Settings, env: Mapping[str, str]) -> 
     here = env.get("GITHUB_REPOSITORY", "")
     if not _REPO.fullmatch(plan.repo) or (here and here.casefold() != plan.repo.casefold()):
         raise _refused(PLAN, f"repository {plan.repo!r} is not this workflow's ({here or 'any'})")
-    event = _event_number(env)
+    event, review = _event_target(env)
     if plan.number < 0 or (event is not None and plan.number != event):
         raise _refused(PLAN, f"#{plan.number} is not the issue or PR of this event (#{event})")
+    thread = plan.review_comment
+    if thread is not None and env.get("GITHUB_EVENT_PATH") and thread.id != review:
+        said = f"review comment {review}" if review else "no review comment"
+        raise _refused(PLAN, f"`review_comment` {thread.id} is not this event's ({said})")
     if not plan.branch:
         return
     prefix = settings.git.branch_prefix
@@ -258,16 +305,37 @@ def check_target(plan: Plan, settings: cfg.Settings, env: Mapping[str, str]) -> 
         raise _refused(PLAN, "the pull request needs a title")
 
 
-def _event_number(env: Mapping[str, str]) -> int | None:
-    """The issue or PR of the Actions event this job runs for (the plan job had the same)."""
+def _event_target(env: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """The issue or PR of the Actions event this job runs for (the plan job had the same),
+    and the review comment that is the event, if it is one."""
     if not env.get("GITHUB_EVENT_PATH"):
-        return None
-    _, payload = load_event(env)
+        return None, None
+    name, payload = load_event(env)
+    comment = payload.get("comment")
+    review = None
+    if name == "pull_request_review_comment" and isinstance(comment, dict):
+        review = comment.get("id") if type(comment.get("id")) is int else None
     for key in ("issue", "pull_request"):
         found = payload.get(key)
         if isinstance(found, dict) and type(found.get("number")) is int:
-            return int(found["number"])
-    return None
+            return int(found["number"]), review
+    return None, review
+
+
+def _check_thread(forge: Forge, plan: Plan, settings: cfg.Settings) -> None:
+    """The review thread a reply goes to is on the open PR this plan updates (or, with
+    nothing to push, on one of codebot's). That the comment is on that PR, the forge checks
+    when replying: before anything is posted there."""
+    thread = plan.review_comment
+    if thread is None:
+        return
+    pull = forge.pull(plan.repo, thread.pull)
+    prefix = settings.git.branch_prefix
+    ours = pull.head == plan.branch if plan.branch else pull.head.startswith(prefix)
+    if pull.state != "open" or not ours:
+        branch = plan.branch or f"a {prefix}* branch"
+        rule = f"`review_comment` is on #{thread.pull}, not the open pull request of {branch}"
+        raise _refused(PLAN, rule)
 
 
 def _check_branch(forge: Forge, repo: RepoInfo, plan: Plan) -> None:
@@ -382,18 +450,40 @@ def publish(
     A repeat of a publish that already went through changes nothing and says nothing."""
     plan, bundle = read_artifact(directory)
     check_target(plan, settings, env)
+    _check_thread(forge, plan, settings)
     redact = Redactor.from_env(env, [settings.model.api_key])
-    pull, fresh = None, True
+    done = _Delivered(None, True)
     if bundle is not None:
         try:
-            pull, fresh = _deliver(forge, plan, bundle, settings, env, redact, on_event)
+            done = _deliver(forge, plan, bundle, settings, env, redact, on_event)
         except CodebotError as exc:
-            _say(forge, plan, redact, f"⚠️ codebot did not publish its change: {exc.one_line()}")
+            failed = f"⚠️ codebot did not publish its change: {exc.one_line()}"
+            _say(forge, plan, redact, failed)
+            with contextlib.suppress(CodebotError):  # the error in flight is the one to raise
+                _answer(forge, plan, redact, failed)
             raise
-    said = plan.comments if fresh else ()
+    said = plan.comments if done.fresh else ()
     for text in said:
-        _say(forge, plan, redact, text, pull)
-    return Published(plan.stop_reason, plan.cost_usd, pull, len(said))
+        _say(forge, plan, redact, text, done.pull)
+    if done.fresh:
+        _answer(forge, plan, redact, plan.reply, done.commit)
+    return Published(plan.stop_reason, plan.cost_usd, done.pull, len(said), done.head)
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    """The PR after the push; `fresh` False when the remote and the PR already were exactly
+    this; `head` the commit on the branch, `commit` its link for a reply."""
+
+    pull: PullInfo | None
+    fresh: bool
+    head: str = ""
+    commit: str = ""
+
+
+def commit_link(repo_url: str, sha: str) -> str:
+    """A commit as a reply names it: `abc1234 (https://github.com/o/r/commit/<sha>)`."""
+    return f"{sha[:7]} ({repo_url}/commit/{sha})"
 
 
 def _deliver(
@@ -404,9 +494,8 @@ def _deliver(
     env: Mapping[str, str],
     redact: Redactor,
     on_event: Callable[[str], None],
-) -> tuple[PullInfo, bool]:
-    """Push the checked branch and open or update its PR, as a one-job run does; True with
-    the PR unless the remote and the PR already were exactly this."""
+) -> _Delivered:
+    """Push the checked branch and open or update its PR, as a one-job run does."""
     repo = forge.repo(plan.repo)
     _check_branch(forge, repo, plan)
     token, url = env.get("GITHUB_TOKEN"), repo.clone_url
@@ -437,7 +526,8 @@ def _deliver(
             labels=settings.github.labels,
             reviewers=settings.github.reviewers,
         )
-        return pull, sent.fresh or not same_body
+        fresh = sent.fresh or not same_body
+        return _Delivered(pull, fresh, sent.head, commit_link(repo.url, sent.head))
     finally:
         ws.cleanup()
 
@@ -449,3 +539,11 @@ def _say(
         where = f"#{pull.number}" if pull is not None else "(no pull request)"
         safe = prose.neutralise(redact(text)).replace(PULL_PLACEHOLDER, where)
         forge.comment(plan.repo, plan.number, safe)
+
+
+def _answer(forge: Forge, plan: Plan, redact: Redactor, text: str, commit: str = "") -> None:
+    """Reply in the thread of the review comment the plan answers, if it answers one."""
+    thread = plan.review_comment
+    if thread is not None and text:
+        safe = prose.neutralise(redact(text)).replace(COMMIT_PLACEHOLDER, commit)
+        forge.reply_to_review_comment(plan.repo, thread.pull, thread.id, safe)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -289,6 +290,72 @@ def test_a_reply_goes_into_the_review_comments_thread(hub, forge):
     assert (reply.body, reply.path) == ("Addressed in abc1234.", "duration.py")
     assert url.endswith(f"/pull/{pull.number}#discussion_r{reply.id}")
     assert json.dumps(hub.writes()[-1].body) == json.dumps({"body": "Addressed in abc1234."})
+
+
+def test_a_reply_to_a_review_comment_on_another_pull_request_is_refused_unposted(hub, forge):
+    pull = forge.open_or_update_pr(REPO, head=BRANCH, base="main", title="t", body="b", draft=False)
+    other = forge.open_or_update_pr(
+        REPO, head="codebot/other", base="main", title="o", body="b", draft=False
+    )
+    elsewhere = hub.add_review_comment(REPO, other.number, "duration.py", 9, "/codebot add m")
+
+    with pytest.raises(ForgeError, match=(
+        rf"review comment {elsewhere.id} is not on pull request {REPO}#{pull.number} "
+        rf"\(GitHub has it on #{other.number}\); no reply was posted"
+    )):  # fmt: skip
+        forge.reply_to_review_comment(REPO, pull.number, elsewhere.id, "Addressed in abc1234.")
+
+    assert [c.id for c in hub.review_comments] == [elsewhere.id]
+    assert not [r for r in hub.writes() if r.path.endswith("/replies")]
+
+
+# --- pacing: GitHub's secondary rate limits without a second per file ----------------------------
+def ten_files(ws):
+    return commit(ws, "Ten files", files={f"pkg/m{n}.py": f"X = {n}\n" for n in range(10)})
+
+
+def test_a_ten_file_commit_is_not_paced_a_second_per_write_with_the_default_options(
+    hub, remote, clone
+):
+    """PyGithub's own pacing (a write a second) made this 12.3 s: 13 writes, 12 waits."""
+    forge = GitHubForge(hub.token, hub.url, ClientOptions(retry=False))  # the default pacing
+    ws = clone()
+    local = ten_files(ws)
+
+    start = time.monotonic()
+    gitapi.send_branch(forge, REPO, ws, via_api=True)
+    took = time.monotonic() - start
+
+    assert git_writes(hub) == [("POST", "blobs")] * 10 + [
+        ("POST", "trees"), ("POST", "commits"), ("POST", "refs"),
+    ]  # fmt: skip
+    assert tree_of(remote, BRANCH) == tree_of(ws.path, local)
+    assert took < 4, f"sending 10 files took {took:.1f} s"
+
+
+def test_git_data_writes_beyond_the_allowance_wait_for_the_window(hub, remote, clone):
+    options = ClientOptions(False, 0, 0, git_writes_per_window=3, git_write_window_s=0.5)
+    forge = GitHubForge(hub.token, hub.url, options)
+    ws = clone()
+    local = ten_files(ws)  # 13 writes: 3 at once, then 3 more each half second, 4 waits
+
+    start = time.monotonic()
+    gitapi.send_branch(forge, REPO, ws, via_api=True)
+    took = time.monotonic() - start
+
+    assert len(git_writes(hub)) == 13 and tree_of(remote, BRANCH) == tree_of(ws.path, local)
+    assert took >= 4 * 0.5 - 0.05, f"13 writes at 3 a half second took only {took:.2f} s"
+
+
+def test_other_writes_keep_pygithubs_pacing_of_a_second(hub):
+    forge = GitHubForge(hub.token, hub.url, ClientOptions(retry=False))
+    hub.add_issue(REPO, 7, "t", "b", labels=[], author="alice", author_association="MEMBER")
+
+    start = time.monotonic()
+    forge.comment(REPO, 7, "one")
+    forge.comment(REPO, 7, "two")
+
+    assert time.monotonic() - start >= 0.95  # comments notify people: GitHub's advice stands
 
 
 REFUSED = "::error::input commit-via-api must be true or false (got 'yes')"

@@ -216,6 +216,7 @@ def test_action_on_a_labeled_issue_opens_a_pr_and_sets_outputs(
     assert outputs["stop-reason"] == "passed"
     (pull,) = hub.pulls
     assert outputs["pr-url"] == pull_url(hub, pull)
+    assert outputs["head-commit"] == git(remote, "rev-parse", pull.head)
     assert float(outputs["cost-usd"]) > 0
 
 
@@ -343,7 +344,10 @@ def test_with_commit_via_api_the_branch_holds_a_commit_github_made_and_nothing_i
 
     assert out.stop_reason == "passed"
     head = git(remote, "rev-parse", BRANCH)
-    assert head in hub.verified_commits and head != out.record.head_commit
+    assert head in hub.verified_commits
+    # The record names the commit on the branch, GitHub's, not the local one it was made from.
+    assert out.record.head_commit == head and out.files.run_json.is_file()
+    assert json.loads(out.files.run_json.read_text())["head_commit"] == head
     assert git(remote, "rev-parse", f"{BRANCH}^") == git(remote, "rev-parse", "main")
     code = git(remote, "show", f"{BRANCH}:duration.py")
     assert '"m": 60' in code and "raise ValueError" in code

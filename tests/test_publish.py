@@ -109,7 +109,7 @@ def craft(tmp_path, remote, files=None, branch=BRANCH, base="main", body=BODY, l
         "base_branch": "main", "base_commit": base_sha, "head_commit": head, "closes": 42,
         "title": "Support minutes in parse_duration", "draft": False, "labels": ["codebot"],
         "reviewers": [], "stop_reason": "passed", "run_id": "20260101-000000-abcd",
-        "cost_usd": 0.01, "comments": ["comment-1.md"],
+        "cost_usd": 0.01, "comments": ["comment-1.md"], "review_comment": None,
     }  # fmt: skip
     (out / "plan.json").write_text(json.dumps(plan))
     reseal(out)
@@ -569,7 +569,9 @@ def test_the_two_jobs_end_to_end_through_the_cli(
     said = outputs(Path(publish_job["GITHUB_OUTPUT"]))
     assert said["pr-url"] == f"{hub.base}/{REPO}/pull/{pull.number}"
     assert said["stop-reason"] == "passed" and float(said["cost-usd"]) > 0
-    assert outputs(Path(plan_job["GITHUB_OUTPUT"]))["pr-url"] == ""
+    assert said["head-commit"] == git(remote, "rev-parse", BRANCH)
+    planned = outputs(Path(plan_job["GITHUB_OUTPUT"]))
+    assert planned["pr-url"] == "" and planned["head-commit"] == ""  # nothing pushed yet
 
 
 def test_a_refusal_in_the_plan_job_is_posted_by_the_publish_job(hub, writer_env, remote, tmp_path):

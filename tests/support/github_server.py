@@ -12,7 +12,7 @@ answers from git: a PR's head commit, a branch's head, the contents API, and the
 update-ref`, so no hook sees a push). Commits made there are GitHub's: its author and
 committer, and `verification.verified` true when the caller left both to it. Review comments
 are scripted with `add_review_comment` (on closed pull requests from `add_closed_pull`, too,
-for `codebot learn`); replies land in `review_comments`. CI is scripted:
+for `codebot learn`), read one by one by id, and replies land in `review_comments`. CI is scripted:
 `add_workflow_run` and `add_check_suite` make failed runs whose jobs have logs; a job's log is
 served the way GitHub serves it, as a redirect to a separate download URL that takes no token.
 """
@@ -356,6 +356,7 @@ class GitHubServer:
             (repo + r"/pulls/(?P<n>\d+)/requested_reviewers", "POST", self._request_reviewers),
             (repo + r"/pulls/(?P<n>\d+)/comments", "GET", self._list_review_comments),
             (repo + r"/pulls/(?P<n>\d+)/comments/(?P<c>\d+)/replies", "POST", self._reply),
+            (repo + r"/pulls/comments/(?P<c>\d+)", "GET", self._get_review_comment),
             (repo + r"/git/blobs", "POST", self._create_blob),
             (repo + r"/git/trees", "POST", self._create_tree),
             (repo + r"/git/commits", "POST", self._create_commit),
@@ -684,6 +685,13 @@ class GitHubServer:
         )  # fmt: skip
         self.review_comments.append(reply)
         return 201, self._review_comment_json(reply)
+
+    def _get_review_comment(self, _: RecordedRequest, owner: str, name: str, c: str) -> Response:
+        """Any review comment of the repository, whichever pull request it is on."""
+        repo = self._repo(owner, name)
+        found = [r for r in self.review_comments if repo and r.repo == repo.full_name]
+        comment = next((r for r in found if r.id == int(c)), None)
+        return (200, self._review_comment_json(comment)) if comment else (404, _error("Not Found"))
 
     def _list_review_comments(self, _: RecordedRequest, owner: str, name: str, n: str) -> Response:
         repo = self._repo(owner, name)
