@@ -3,7 +3,8 @@
 Tests and lint are judged against the run before the change (`Expectation`): old findings do
 not fail a fix (codebot.lintdiff), and tests that ran then must run and pass now. Also trims
 output twice: for people (`CheckResult.output`) and, within a token budget, for the model
-(`feedback_for_model`). Pure apart from the sandbox calls; imports no SDK.
+(`feedback_for_model`). A test check may first run the tests most likely to fail
+(codebot.selection). Pure apart from the sandbox calls; imports no SDK.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from codebot import selection
 from codebot.junit import (
     MAX_NAME_CHARS,
     JUnitReport,
@@ -62,6 +64,12 @@ class Expectation:
     tests: frozenset[str] = frozenset()
     report: bool = False
     lint: LintBaseline | None = None
+    # How to run the tests most likely to fail before the full suite (codebot.selection);
+    # None: every check runs the full suite only.
+    first: selection.FirstPass | None = None
+
+
+_Tested = tuple[ExecResult, JUnitReport | Unreadable | None]  # a test run, and its report
 
 
 def run_checks(
@@ -71,22 +79,28 @@ def run_checks(
     *,
     python_repo: bool,
     expect: Expectation = Expectation(),
+    select: bool = True,
 ) -> tuple[CheckResult, ...]:
     """Build (a failure stops here), then lint, then test; one `CheckResult` per check run.
 
-    `changed`: the files the run changed that still exist (the default lint checks those)."""
-    return _checks(sandbox, spec, changed, python_repo, expect)[0]
+    `changed`: the files the run changed that still exist (the default lint checks those, and
+    its test files are run first). `select`: run the tests most likely to fail first, when
+    the baseline taught how (`Expectation.first`); a failure there is the test check's
+    result, and a pass is always followed by the full suite."""
+    return _checks(sandbox, spec, changed, python_repo, expect, select=select)[0]
 
 
 def baseline_checks(
     sandbox: Sandbox, spec: TaskSpec, *, python_repo: bool
 ) -> tuple[tuple[CheckResult, ...], Expectation]:
     """The checks before any change, and what every later run of them is held to."""
-    results, report, lint = _checks(sandbox, spec, (), python_repo, Expectation(), baseline=True)
-    if not isinstance(report, JUnitReport) or not report.outcomes:
+    results, tested, lint = _checks(sandbox, spec, (), python_repo, Expectation(), baseline=True)
+    report = tested[1] if tested else None
+    if tested is None or not isinstance(report, JUnitReport) or not report.outcomes:
         return results, Expectation(report=isinstance(report, JUnitReport), lint=lint)
     ran = frozenset(name for name in report.outcomes if _held(name, report))
-    return results, Expectation(ran, report=True, lint=lint)
+    first = selection.learn(spec.test, report, tested[0], sandbox.workdir)
+    return results, Expectation(ran, report=True, lint=lint, first=first)
 
 
 def _checks(
@@ -97,7 +111,8 @@ def _checks(
     expect: Expectation,
     *,
     baseline: bool = False,
-) -> tuple[tuple[CheckResult, ...], JUnitReport | Unreadable | None, LintBaseline | None]:
+    select: bool = False,
+) -> tuple[tuple[CheckResult, ...], _Tested | None, LintBaseline | None]:
     results: list[CheckResult] = []
     if spec.build:
         results.append(_plain_check(sandbox, "build", spec.build, spec.timeout))
@@ -105,8 +120,24 @@ def _checks(
             return tuple(results), None, None
     lint, known = _lint(sandbox, spec, changed, python_repo, expect.lint, baseline)
     results += [lint] if lint else []
-    test, report = _test_check(sandbox, spec.test, spec.timeout, expect)
-    return (*results, test), report, known
+    chosen = selection.plan(expect.first, changed) if select else None
+    if chosen is None:
+        test, tested = _test_check(sandbox, spec.test, spec.timeout, expect)
+    else:
+        test, tested = _selected_then_full(sandbox, spec, chosen, expect)
+    return (*results, test), tested, known
+
+
+def _selected_then_full(
+    sandbox: Sandbox, spec: TaskSpec, chosen: selection.Plan, expect: Expectation
+) -> tuple[CheckResult, _Tested]:
+    """The first pass, held to nothing (it runs only some tests on purpose), then unless it
+    settles the check, the full suite held to `expect`."""
+    first, tested = _test_check(sandbox, chosen.command, spec.timeout, Expectation())
+    if selection.settles(first, tested[0]):
+        return selection.stopped(chosen, first), tested
+    full, tested = _test_check(sandbox, spec.test, spec.timeout, expect)
+    return selection.followed(chosen, first, full, OUTPUT_CHARS), tested
 
 
 def _lint(
@@ -228,6 +259,16 @@ def run_base_tests(
     return check
 
 
+def _run_tests(sandbox: Sandbox, command: str, timeout: int, addopts: str) -> _Tested:
+    # A fresh, unguessable report path per run: no stale report to delete first (one exec
+    # less per iteration), and none the checked code could plant in advance. xunit1 names
+    # each test's file, which turns the baseline's failing tests into pytest ids.
+    path = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
+    opts = f"--junitxml={path} -o junit_family=xunit1 -p no:cacheprovider {addopts}"
+    result = sandbox.run(command, timeout, env={"PYTEST_ADDOPTS": opts.rstrip()})
+    return result, read_report(sandbox, path)
+
+
 def _test_check(
     sandbox: Sandbox,
     command: str,
@@ -235,13 +276,9 @@ def _test_check(
     expect: Expectation,
     addopts: str = "",
     name: CheckName = "test",
-) -> tuple[CheckResult, JUnitReport | Unreadable | None]:
-    # A fresh, unguessable report path per run: no stale report to delete first (one exec
-    # less per iteration), and none the checked code could plant in advance.
-    path = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
-    env = {"PYTEST_ADDOPTS": f"--junitxml={path} -p no:cacheprovider {addopts}".rstrip()}
-    result = sandbox.run(command, timeout, env=env)
-    report = read_report(sandbox, path)
+) -> tuple[CheckResult, _Tested]:
+    tested = _run_tests(sandbox, command, timeout, addopts)
+    result, report = tested
     found = report if isinstance(report, JUnitReport) else parse_pytest_summary(result.output)
     counts = found.counts if found else None
     failing = (found.failing if found else ()) + _missing(expect, report)
@@ -271,7 +308,7 @@ def _test_check(
         tests_skipped=counts["skipped"] if counts else None,
         failing_tests=kept,
     )
-    return check, report
+    return check, tested
 
 
 def _held(name: str, report: JUnitReport) -> bool:

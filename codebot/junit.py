@@ -36,12 +36,14 @@ _SUMMARY_KEYS = {
 
 @dataclass(frozen=True)
 class JUnitReport:
-    """Counts (passed, failed, errors, skipped), the failing tests with their text, and how
-    each test id ended (empty when only a summary line was read)."""
+    """Counts (passed, failed, errors, skipped), the failing tests with their text, how
+    each test id ended (empty when only a summary line was read), and each test's file
+    relative to pytest's rootdir where the report says (junit_family=xunit1 does)."""
 
     counts: Mapping[str, int]
     failing: tuple[FailedTest, ...] = ()
     outcomes: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,17 @@ def parse_junit(xml: bytes) -> JUnitReport:
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     failing: list[FailedTest] = []
     outcomes: dict[str, str] = {}
+    files: dict[str, str] = {}
     for case in root.iter("testcase"):
         outcome, detail = _outcome(case)
         name = case_id(case.get("classname", ""), case.get("name", "?"))
         counts[outcome] += 1
         outcomes[name] = outcome
+        if case.get("file"):
+            files[name] = str(case.get("file"))
         if outcome in ("failed", "errors"):
             failing.append(FailedTest(clip(name, MAX_NAME_CHARS), detail))
-    return JUnitReport(counts, tuple(failing), outcomes)
+    return JUnitReport(counts, tuple(failing), outcomes, files)
 
 
 def parse_pytest_summary(output: str) -> JUnitReport | None:

@@ -100,7 +100,9 @@ def verify(
         try:
             environment.fill(sandbox, env, tree, ws.staged_deletions())
             changed = _existing(ws.staged_files(), tree)
-            checks = run_checks(sandbox, spec, changed, python_repo=python_repo, expect=expect)
+            checks = run_checks(  # the full suite only: a verdict, not a search
+                sandbox, spec, changed, python_repo=python_repo, expect=expect, select=False
+            )
             added = _added_tests(ws, changed)
             if added and all(c.passed for c in checks):
                 checks += (run_base_tests(sandbox, spec, added, expect),)

@@ -59,6 +59,15 @@ def test_parse_junit_counts_a_test_failing_then_erroring_once() -> None:
     assert report.failing == (FailedTest("m::t", "F"),)
 
 
+def test_parse_junit_keeps_each_tests_file_where_the_report_names_it() -> None:
+    xml = (
+        b'<testsuite><testcase classname="tests.test_a.TestK" name="test_x" '
+        b'file="tests/test_a.py" line="3"><failure>F</failure></testcase>'
+        b'<testcase classname="m" name="t"/></testsuite>'
+    )
+    assert parse_junit(xml).files == {"tests.test_a.TestK::test_x": "tests/test_a.py"}
+
+
 def test_parse_junit_rejects_what_is_not_xml() -> None:
     with pytest.raises(SyntaxError):
         parse_junit(b"<testsuite><testcase")
