@@ -355,6 +355,8 @@ def test_action_declares_the_documented_inputs() -> None:
         "artifact-name",
         "ladder",
         "candidates",
+        "candidates-from",
+        "candidate-workers",
     }
     assert inputs["github-token"]["default"] == "${{ github.token }}"
     assert inputs["draft"]["default"] == "auto"
