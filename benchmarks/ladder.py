@@ -12,7 +12,7 @@ Every task of benchmarks/tasks runs as a dry-run (real sandbox, hidden-test judg
   right in one sample of three, only the second candidate (seed 1) is right.
 - best-of-3, checks one at a time / at once: only the third candidate (seed 2) is right, and
   the wrong ones are edits that apply and fix nothing, so each is checked; with one worker
-  (`CODEBOT_CANDIDATE_WORKERS=1`, one after another in the run's sandbox) and with three
+  (`CODEBOT_CANDIDATE_WORKERS=1`, one after another in the run's sandbox), two and three
   (each in a place of its own, side by side).
 
 Both oracles answer in no time, so the wall time is the bot's own (clone, sandbox, checks).
@@ -88,7 +88,7 @@ def configs(
                     "CODEBOT_CANDIDATE_WORKERS": workers,
                 },
             )
-            for how, workers in (("one at a time", "1"), ("at once", "3"))
+            for how, workers in (("one at a time", "1"), ("two at a time", "2"), ("at once", "3"))
         ),
     ]
 
@@ -183,10 +183,13 @@ LEGEND = """\
 - best-of-3, weak: three weak candidates per iteration, asked at once; the first (seed 0) is
   wrong and is undone, the second passes, the third is paid for but never checked (with
   the default one worker per core, the third may be checked beside the second).
-- best-of-3, checks one at a time / at once: the first two candidates add a comment line
-  (the edit applies, the checks run and fail as before the change), the third is right. One
-  at a time, each iteration checks three candidates in turn; at once, in three places side
-  by side (the run's own sandbox and two lanes, started while the baseline runs).
+- best-of-3, checks one / two at a time / at once: the first two candidates add a comment
+  line (the edit applies, the checks run and fail as before the change), the third is right.
+  One at a time, each iteration checks three candidates in turn; two or three at a time, in
+  places side by side (the run's own sandbox and one or two lanes, started while the baseline
+  runs). Where a task's visible checks already pass before the change (a feature task judged
+  by hidden tests), the comment-only candidate passes them and wins: marked ✗ here, alike in
+  each of these columns.
 - wall time: the runs alone (clone, sandbox, checks, verification), not the judge; the
   oracles answer at once, so a real model's latency comes on top.
 """
@@ -195,6 +198,9 @@ LEGEND = """\
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=())
+    parser.add_argument(
+        "--columns", nargs="*", default=(), help="only the configurations whose name has one"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     tasks = bench.load_tasks(ROOT / "benchmarks" / "tasks", args.only)
@@ -214,6 +220,8 @@ def main() -> None:
     try:
         columns = []
         for config in configs(*servers):
+            if args.columns and not any(c in config.name for c in args.columns):
+                continue
             with tempfile.TemporaryDirectory(prefix="codebot-ladder-") as tmp:
                 rows = [run_one(task, config, Path(tmp)) for task in tasks]
             columns.append({"name": config.name, "rows": rows, "totals": totals(rows)})
