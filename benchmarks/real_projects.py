@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codebot import config as cfg  # noqa: E402
+from codebot import context  # noqa: E402
 from codebot.bench import machine, shown_in_prompt  # noqa: E402
+from codebot.checks import feedback_for_model  # noqa: E402
 from codebot.local import RunRequest, execute  # noqa: E402
 from codebot.oracle import OracleServer  # noqa: E402
+from codebot.spec import load_spec  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Outcome:
     bug_file_in_first_prompt: bool
     verified: str
     wall_s: float
+    prompt_s: float  # the first prompt, built after the baseline with its files parsed ahead
+    prompt_unparsed_s: float  # the same gather afterwards, parsing every file then
 
 
 def prepare(project: Project, work: Path) -> tuple[Path, str]:
@@ -131,6 +136,13 @@ def run(project: Project, work: Path, image: str) -> Outcome:
         wall = time.monotonic() - t0
     record = outcome.record
     test = next(c for c in record.baseline if c.name == "test")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.split()
+    failure = feedback_for_model(record.baseline, settings.feedback_tokens)
+    began = time.monotonic()
+    context.gather(repo, tracked, load_spec(spec), failure, settings.context_tokens)
+    unparsed = time.monotonic() - began
     final = ", ".join(f"{c.name} {'passed' if c.passed else 'failed'}" for c in record.final_checks)
     prompt = outcome.files.prompt.read_text(encoding="utf-8")
     return Outcome(
@@ -146,6 +158,8 @@ def run(project: Project, work: Path, image: str) -> Outcome:
         bug_file_in_first_prompt=shown_in_prompt(prompt, project.path),
         verified=final or "not run",
         wall_s=round(wall, 1),
+        prompt_s=round(record.timings.get("prompt_s", 0.0), 2),
+        prompt_unparsed_s=round(unparsed, 2),
     )  # fmt: skip
 
 
@@ -161,13 +175,15 @@ def main() -> None:
             print(results[-1], file=sys.stderr)
     head = (
         "| project | .py lines | tests | failing at baseline | stop | calls "
-        "| first prompt tokens | bug file in first prompt | fresh-sandbox checks | wall (s) |"
+        "| first prompt tokens | bug file in first prompt | fresh-sandbox checks | wall (s) "
+        "| first prompt built (s) | without parsing ahead (s) |"
     )
-    rows = [head, "|" + " --- |" * 10]
+    rows = [head, "|" + " --- |" * 12]
     rows += [
         f"| {r.project} | {r.lines:,} | {r.tests_at_baseline} | {r.failing_at_baseline} "
         f"| {r.stop_reason} | {r.calls} | {r.first_prompt_tokens:,} "
-        f"| {'yes' if r.bug_file_in_first_prompt else 'no'} | {r.verified} | {r.wall_s} |"
+        f"| {'yes' if r.bug_file_in_first_prompt else 'no'} | {r.verified} | {r.wall_s} "
+        f"| {r.prompt_s} | {r.prompt_unparsed_s} |"
         for r in results
     ]
     args.out.mkdir(parents=True, exist_ok=True)

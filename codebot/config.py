@@ -142,6 +142,7 @@ class Settings:
     ceiling: SandboxCeiling = field(default_factory=SandboxCeiling)
     env_keep: int = 10  # cached environment images kept (codebot.environment)
     detected_setup: str = ""  # the install step detection found (not one a person wrote)
+    detected_lint: str = ""  # likewise the lint command
     # What was changed from what was asked (e.g. a sandbox value lowered to the ceiling).
     notes: tuple[str, ...] = ()
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
@@ -304,6 +305,7 @@ def with_detected(settings: Settings, found: Detection) -> Settings:
         sandbox=sandbox,
         spec_defaults={**defaults, **settings.spec_defaults},
         detected_setup=found.setup.command if found.setup else "",
+        detected_lint=found.lint.command if found.lint else "",
     )
 
 

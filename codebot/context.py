@@ -12,6 +12,7 @@ the pieces that stand alone already live in the modules named above.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -118,13 +119,15 @@ def gather(
     *,
     model: str | None = None,
     exclude: Sequence[str] = (),
+    parsed: rm.Parsed | None = None,
 ) -> Context:
     """The context for the first prompt: `render_task(spec, ctx, baseline_text(failure_text))`
-    is at most `budget_tokens` (by `count_tokens` for `model`) unless the task text alone is."""
+    is at most `budget_tokens` (by `count_tokens` for `model`) unless the task text alone is.
+    `parsed`: the files parsed ahead (`Ahead`), for those that did not change since."""
     frames = rm.frames(failure_text, tracked)
     texts = _read_all(root, tracked, [*spec.files, *(f.path for f in frames)], exclude)
     named = tuple(f for f in spec.files if f in texts)
-    entries = rm.rank(texts, rm.Task(_task_text(spec), named, frames), exclude)
+    entries = rm.rank(texts, rm.Task(_task_text(spec), named, frames), exclude, parsed)
     empty = Context((), 0, (), ())
     baseline = baseline_text(failure_text)
     frame_cost = count_tokens(render_task(spec, empty, baseline), model) + 16
@@ -140,6 +143,31 @@ def gather(
     ctx = Context(tree, len(tracked) - len(tree), files, (), excerpts, outlines)
     ctx = _listed(ctx, left, plan.left, model)
     return _within(ctx, spec, baseline, budget_tokens, model)
+
+
+class Ahead:
+    """The repository's files read and parsed in the background (`repomap.parse_all`), while
+    the sandbox starts and the baseline runs: on a large repository, parsing is most of the
+    time the first prompt takes, and the baseline's result is not needed for it. Only the
+    ranking uses it, and only for files whose text is unchanged, so the prompt is the same
+    with it or without it."""
+
+    def __init__(self, root: Path, tracked: Sequence[str], exclude: Sequence[str] = ()) -> None:
+        self._parsed: rm.Parsed | None = None
+        self._thread = threading.Thread(
+            target=self._parse, args=(root, tuple(tracked), tuple(exclude)), daemon=True,
+            name="codebot-parse-ahead",
+        )  # fmt: skip
+        self._thread.start()
+
+    def _parse(self, root: Path, tracked: Sequence[str], exclude: Sequence[str]) -> None:
+        texts = _read_all(root, tracked, [], exclude)
+        self._parsed = rm.parse_all(texts)
+
+    def parsed(self) -> rm.Parsed | None:
+        """What was parsed, once it is; None if parsing failed (`gather` then parses)."""
+        self._thread.join()
+        return self._parsed
 
 
 def baseline_text(failure_text: str) -> str:

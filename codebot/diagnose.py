@@ -9,6 +9,7 @@ with the cause and the setting that fixes it. Pure: check results and file texts
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
@@ -16,6 +17,7 @@ from codebot.records import CheckResult
 
 _MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 _MISSING_COMMAND = re.compile(r"(?:^|\n)(?:\S+: )?(?:\d+: )?([\w.+-]+): (?:command )?not found")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
 _NETWORK_HINT = "allow the network for setup with CODEBOT_SANDBOX_NETWORK=1"
 # The image that has each command (sandbox/setup-host.sh builds them).
 _TOOLCHAIN = {
@@ -105,3 +107,15 @@ def _declares(declared: Mapping[str, str], module: str) -> bool:
             if re.sub(r"[-_.]+", "-", word).lower() == wanted:
                 return True
     return False
+
+
+def program_of(command: str) -> str | None:
+    """The program a simple command runs (`VAR=value` words before it skipped); None when
+    the command cannot be split like a shell would."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: running it will say so
+        return None
+    while words and _ASSIGNMENT.fullmatch(words[0]):
+        words = words[1:]
+    return words[0] if words else None

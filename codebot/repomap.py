@@ -5,7 +5,8 @@ Relevance comes from what the task names (paths, identifiers, `files:`), the fai
 tracebacks, and the imports between files; noise (vendored, generated, packaging metadata,
 templates) never competes with source. Deterministic for the same texts and task.
 The definitions come from codebot.outline (re-exported here), the import edges from
-codebot.imports.
+codebot.imports. Parsing is most of the work on a large repository: `parse_all` can do it
+ahead (context.Ahead runs it while the baseline runs), and `rank` takes what it parsed.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from codebot.outline import (
 
 __all__ = [
     "IMPORTED", "IMPORTER", "NOISE", "RELEVANT", "SCORE_FILES", "SCORE_FRAME", "SCORE_PATH",
-    "SCORE_STRONG", "SCORE_WEAK", "Entry", "Frame", "Region", "Symbol", "Task", "changed_regions",
-    "close_matches", "find_symbol", "frames", "identifiers", "is_noise", "is_test", "looks_binary",
-    "merged", "named_symbols", "outline", "prior", "rank", "regions", "source_lines",
+    "SCORE_STRONG", "SCORE_WEAK", "Entry", "Frame", "Parsed", "Region", "Symbol", "Task",
+    "changed_regions", "close_matches", "find_symbol", "frames", "identifiers", "is_noise",
+    "is_test", "looks_binary", "merged", "named_symbols", "outline", "parse_all", "prior",
+    "rank", "regions", "source_lines",
 ]  # fmt: skip
 
 # gitignore-like globs: no slash matches at any depth, a leading slash anchors at the root,
@@ -188,8 +190,36 @@ def is_test(path: str) -> bool:
     )
 
 
-def rank(texts: Mapping[str, str], task: Task, exclude: Sequence[str] = ()) -> tuple[Entry, ...]:
+@dataclass(frozen=True)
+class Parsed:
+    """Files parsed ahead of `rank`: by path, the text parsed, its syntax tree (None: not
+    Python, or not parsable) and its definitions."""
+
+    files: Mapping[str, tuple[str, ast.Module | None, tuple[Symbol, ...]]]
+
+    def get(self, path: str, text: str) -> tuple[ast.Module | None, tuple[Symbol, ...]] | None:
+        """What was parsed for `path`, if it was parsed from exactly `text`."""
+        found = self.files.get(path)
+        return (found[1], found[2]) if found is not None and found[0] == text else None
+
+
+def parse_all(texts: Mapping[str, str]) -> Parsed:
+    """Every file of `texts` parsed, as `rank` would."""
+    files = {}
+    for path, text in texts.items():
+        tree = _parse(path, text)
+        files[path] = (text, tree, python_symbols(tree) if tree else outline(path, text))
+    return Parsed(files)
+
+
+def rank(
+    texts: Mapping[str, str],
+    task: Task,
+    exclude: Sequence[str] = (),
+    parsed: Parsed | None = None,
+) -> tuple[Entry, ...]:
     """Every file of `texts` but noise (unless `files:` names it), best first, ties by path.
+    `parsed`: files parsed ahead (`parse_all`), used where their text is still the same.
 
     Score: `files:` > traceback frames > path named in the task > identifiers it defines
     (shared among the files defining them); then half a seed's relevance to the files
@@ -197,8 +227,12 @@ def rank(texts: Mapping[str, str], task: Task, exclude: Sequence[str] = ()) -> t
     A test of a relevant module ranks just below that module.
     """
     paths = sorted(p for p in texts if p in task.files or not is_noise(p, exclude))
-    trees = {p: _parse(p, texts[p]) for p in paths}
-    symbols = {p: python_symbols(t) if t else outline(p, texts[p]) for p, t in trees.items()}
+    ahead = {p: parsed.get(p, texts[p]) if parsed else None for p in paths}
+    trees = {p: a[0] if (a := ahead[p]) else _parse(p, texts[p]) for p in paths}
+    symbols = {
+        p: a[1] if (a := ahead[p]) else (python_symbols(t) if t else outline(p, texts[p]))
+        for p, t in trees.items()
+    }
     strong, weak = identifiers(task.text)
     frame_names = {(f.path, f.function) for f in task.frames if f.function}
     named = {

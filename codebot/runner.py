@@ -15,6 +15,7 @@ lines: the stages share `Run` and read best in order; what is not a stage lives 
 from __future__ import annotations
 
 import secrets
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from codebot import context, environment, ladder, lines, prose, report, stops, t
 from codebot import knowledge as kn
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
 from codebot.decisions import LoopState, StopRules
-from codebot.diagnose import environment_problem
+from codebot.diagnose import environment_problem, program_of
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
@@ -177,6 +178,8 @@ class Baseline:
     stop: tuple[StopReason, str] | None = None
     expect: Expectation = field(default_factory=Expectation)
     grounding: tuple[GroundingPassage, ...] = ()  # team knowledge in the first prompt
+    spec: TaskSpec | None = None  # the spec the run goes on with, when the baseline changed it
+    notes: tuple[str, ...] = ()  # why it changed
 
 
 def solve(
@@ -199,6 +202,7 @@ def solve(
     asked.candidates = settings.candidates  # the cost caps count every candidate's call
     asked.across_rungs = settings.candidates_from == "rungs"
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
+    ahead = context.Ahead(ws.path, ws.tracked_files(), settings.context_exclude)  # meanwhile
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
@@ -206,7 +210,8 @@ def solve(
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
     try:
-        start = _baseline(run, sandbox, deps, knowledge)
+        start = _baseline(run, sandbox, deps, knowledge, ahead)
+        run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
         result = _loop(run, sandbox, asked, start, prior, knowledge, lanes)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
@@ -234,7 +239,7 @@ def solve(
         head_commit=head,
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
-        notes=(*settings.notes, *asked.notes, *knowledge.notes, *lanes.notes),
+        notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
@@ -294,10 +299,15 @@ def _knowledge(run: Run, env: Mapping[str, str]) -> kn.Knowledge:
 
 
 def _baseline(
-    run: Run, sandbox: DockerSandbox, env: Environment, knowledge: kn.Knowledge
+    run: Run,
+    sandbox: DockerSandbox,
+    env: Environment,
+    knowledge: kn.Knowledge,
+    ahead: context.Ahead,
 ) -> Baseline:
     """Fill the sandbox, then run the checks before any change; and from what they say, the
-    first prompt. A setup step that failed (no environment) ends it here."""
+    first prompt (its files parsed `ahead`, while all this ran). A setup step that failed (no
+    environment) ends it here."""
     timings = {"environment_s": run.lap()}
     if not env.ready and env.setup is not None:
         detail = f"`{env.setup.command}` failed: {env.setup.reason}"
@@ -305,12 +315,17 @@ def _baseline(
     environment.fill(sandbox, env, run.ws.path, run.ws.deleted_since_base())
     timings["sandbox_ready_s"] = run.lap()
     run.on_event(f"sandbox: {env.image} ready in {timings['sandbox_ready_s']:.1f}s")
+    given, dropped = run.spec, _unrunnable_lint(run, sandbox)
+    if dropped:
+        run.on_event(f"note: {dropped}")
+        run = replace(run, spec=replace(given, lint=None))
     setup = env.setup
     python_repo = run.ws.is_python()
     ready = run.lap()
     checks, expect = baseline_checks(sandbox, run.spec, python_repo=python_repo)
     timings = {**timings, "baseline_s": round(run.lap() - ready, 3)}
     run.on_event("baseline: " + lines.checks_line(checks))
+    checked = run.lap()
     failure = feedback_for_model(checks, run.settings.feedback_tokens)
     tracked = run.ws.tracked_files()
     settings = run.settings
@@ -324,7 +339,9 @@ def _baseline(
         max(0, settings.context_tokens - tokens.estimate_tokens(section)),
         model=settings.model.name or None,
         exclude=settings.context_exclude,
+        parsed=ahead.parsed(),
     )
+    timings["prompt_s"] = round(run.lap() - checked, 3)  # the first prompt, after the checks
     said = context.baseline_text(failure)
     task = context.render_task(run.spec, ctx, said, section)
     prompt = (Message("system", context.system_prompt()), Message("user", task))
@@ -333,7 +350,27 @@ def _baseline(
     stop: tuple[StopReason, str] | None = ("environment_broken", broken) if broken else None
     grounding = GroundingPassage.shown(passages, 0)
     return Baseline(
-        (*before, *checks), prompt, python_repo, timings, stop, expect=expect, grounding=grounding
+        (*before, *checks), prompt, python_repo, timings, stop, expect=expect, grounding=grounding,
+        spec=run.spec if run.spec is not given else None, notes=(dropped,) if dropped else (),
+    )  # fmt: skip
+
+
+def _unrunnable_lint(run: Run, sandbox: DockerSandbox) -> str:
+    """Why the lint command detection found (not one a person wrote) cannot run here: its
+    program is not in the sandbox image (say pre-commit, from tox.ini). The run then goes on
+    with the default lint instead of stopping as a broken environment; "" when it can run."""
+    lint = run.spec.lint
+    if not isinstance(lint, str) or lint != run.settings.detected_lint:
+        return ""
+    program = program_of(lint)
+    if program is None:
+        return ""
+    found = sandbox.run(f"command -v {shlex.quote(program)}", 30)
+    if found.exit_code == 0:
+        return ""
+    return (
+        f"lint `{lint}` was detected, but `{program}` is not in the sandbox image; "
+        "the run uses the default lint instead (set `lint:` in .codebot.yml to choose)"
     )
 
 

@@ -412,3 +412,26 @@ def test_a_known_model_is_counted_exactly_when_bpe_openai_is_installed() -> None
     # A dev dependency: CI must test the exact path, so a missing package fails here.
     assert count_tokens("hello world", "gpt-4o") == 2
     assert count_tokens("hello world", "openai/gpt-4o-mini-2024-07-18") == 2
+
+
+# -- parsed ahead, while the baseline runs --------------------------------------------------
+
+
+def test_files_parsed_ahead_give_the_same_prompt_and_a_changed_file_is_parsed_again(
+    tmp_path: Path,
+) -> None:
+    files = synthetic_repo()
+    tracked = _tree(tmp_path, files)
+    ahead = context.Ahead(tmp_path, tracked)
+    parsed = ahead.parsed()
+    assert parsed is not None and "pkg/billing.py" in parsed.files
+    without = context.gather(tmp_path, tracked, BILLING, FAILURE, 6000)
+
+    assert context.gather(tmp_path, tracked, BILLING, FAILURE, 6000, parsed=parsed) == without
+
+    # A file that changed after it was parsed is parsed again, not taken from before.
+    (tmp_path / "pkg/util.py").write_text("def compute_total_helper():\n    return 0\n")
+    entries = repomap.rank(
+        {"pkg/util.py": (tmp_path / "pkg/util.py").read_text()}, repomap.Task("x"), (), parsed
+    )
+    assert [s.name for s in entries[0].symbols] == ["compute_total_helper"]

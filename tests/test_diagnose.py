@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from codebot.diagnose import environment_problem
+import pytest
+
+from codebot.diagnose import environment_problem, program_of
 from codebot.records import CheckResult, FailedTest
 
 TRACKED = ("calc.py", "pkg/__init__.py", "pkg/util.py", "tests/test_calc.py", "requirements.txt")
@@ -66,3 +68,17 @@ def test_passing_checks_and_ordinary_failures_are_no_environment_problem():
     assertion = failed("E   assert 2 == 3", tests_passed=2, tests_failed=1, tests_errors=0)
 
     assert environment_problem([ok, assertion], TRACKED, DECLARED) is None
+
+
+@pytest.mark.parametrize(
+    ("command", "program"),
+    [
+        ("pre-commit run --all-files", "pre-commit"),
+        ("PYTHONPATH=src FOO='a b' python3 -m flake8", "python3"),
+        ("'my tool' --x", "my tool"),
+        ("A=1", None),
+        ("echo 'unbalanced", None),
+    ],
+)
+def test_the_program_of_a_command_skips_its_assignments(command: str, program: str | None):
+    assert program_of(command) == program

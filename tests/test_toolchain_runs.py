@@ -113,3 +113,32 @@ def test_a_toolchain_the_image_lacks_stops_before_the_model_with_the_image_to_us
     assert "needs `node`" in outcome.record.stop_detail
     assert "codebot-sandbox:node" in outcome.record.stop_detail
     assert model_server.requests == []
+
+
+TOX_STYLE = {
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+    "tox.ini": (
+        "[tox]\nenvlist = py3, style\n\n[testenv]\ncommands = pytest -q {posargs}\n\n"
+        "[testenv:style]\ndeps = pre-commit\nskip_install = true\n"
+        "commands = pre-commit run --all-files\n"
+    ),
+}
+
+
+def test_a_detected_lint_whose_program_the_image_lacks_gives_way_to_the_default_lint(
+    model_server: ScriptedModelServer, tmp_path: Path, no_leftover_containers: None
+) -> None:
+    repo = make_repo(tmp_path / "repo", TOX_STYLE)
+    model_server.script(fix("calc.py", "    return a - b", "    return a + b"))
+
+    record = run(repo, model_server, tmp_path)
+
+    assert record["stop_reason"] == "passed", record["stop_detail"]
+    assert (
+        "lint `pre-commit run --all-files` was detected, but `pre-commit` is not in the "
+        "sandbox image; the run uses the default lint instead" in " ".join(record["notes"])
+    )
+    assert record["spec"]["lint"] is None  # the default lint (ruff on the changed files)
+    lint = next(c for c in record["iterations"][0]["checks"] if c["name"] == "lint")
+    assert lint["command"].startswith("ruff check") and lint["passed"]
