@@ -131,6 +131,9 @@ class Settings:
     # Where candidates come from: "samples" of the rung that takes the iteration, or "rungs":
     # one from each rung not spent from it on (codebot.ladder).
     candidates_from: str = "samples"
+    # The verification checked beside each iteration's own checks (codebot.speculate): "auto"
+    # (when the machine has more than one core), "on" or "off".
+    verify_ahead: str = "auto"
     # How many candidates are checked at once, each in a place of its own (codebot.lanes).
     candidate_workers: int = field(default_factory=lambda: default_workers())
     runs_dir: Path = Path(".codebot/runs")
@@ -217,6 +220,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_minutes=_opt_num(env, "CODEBOT_MAX_MINUTES"),
         candidates=_candidates(_num(env, "CODEBOT_CANDIDATES", 1), "CODEBOT_CANDIDATES"),
         candidates_from=_choice(env, "CODEBOT_CANDIDATES_FROM", CANDIDATE_SOURCES, "samples"),
+        verify_ahead=_choice(env, "CODEBOT_VERIFY_AHEAD", ("auto", "on", "off"), "auto"),
         candidate_workers=_candidates(
             _num(env, "CODEBOT_CANDIDATE_WORKERS", default_workers()),
             "CODEBOT_CANDIDATE_WORKERS",

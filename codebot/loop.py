@@ -21,7 +21,7 @@ from codebot.checks import Expectation, feedback_for_model, run_checks
 from codebot.decisions import END, Decision, Green, LoopState, Retry, Stop, StopRules
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
-from codebot.protocols import Lanes, ManyModel, Model, Recall, Sandbox, Worktree
+from codebot.protocols import Lanes, ManyModel, Model, Recall, Sandbox, Verifier, Worktree
 from codebot.records import (
     Completion,
     Edit,
@@ -88,6 +88,7 @@ class Loop:
     recall: Recall | None = None  # team knowledge for the feedback on failing checks
     candidates: int = 1  # replies asked per iteration (best-of-N, codebot.candidates)
     lanes: Lanes | None = None  # where else candidates are checked, side by side
+    verifier: Verifier | None = None  # the verification, checked beside each iteration's
     clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
 
@@ -202,6 +203,8 @@ class Loop:
             return Retry(said, outcomes), originals
         changed = sorted(state.changed | set(touched))
         existing = [p for p in changed if self.tree.exists(p)]
+        if self.verifier is not None:
+            self.verifier.start(changed)
         checks = run_checks(
             self.sandbox, self.spec, existing, python_repo=self.python_repo, expect=self.expect
         )
@@ -209,6 +212,8 @@ class Loop:
             if any(self.tree.read(p) != originals.get(p) for p in changed):
                 return Green(outcomes, checks), originals
             notes.append(prompts.snippet("no_net_change.md"))
+        if self.verifier is not None:
+            self.verifier.cancel()
         failing = feedback_for_model(checks, self.feedback_tokens)
         failures = context.check_output(failing)
         text = "\n".join([*notes, failures]) if notes else failures

@@ -130,6 +130,19 @@ class Lanes(Protocol):
         ...
 
 
+class Verifier(Protocol):
+    """The verification of the tree an iteration would commit, checked beside the loop's
+    own checks (codebot.speculate)."""
+
+    def start(self, changed: Sequence[str]) -> None:
+        """Begin checking the run's `changed` files as they are now, in a fresh sandbox."""
+        ...
+
+    def cancel(self) -> None:
+        """The loop's checks did not pass: drop the check under way."""
+        ...
+
+
 class Worktree(Protocol):
     """The files a run edits (the isolated clone's work tree), as the loop sees them."""
 

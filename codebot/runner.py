@@ -49,6 +49,7 @@ from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
 from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
+from codebot.speculate import Speculation, speculates
 from codebot.stops import StopReason
 from codebot.verify import verify_run
 from codebot.workspace import Workspace
@@ -158,6 +159,12 @@ class Run:
         )
 
 
+VERIFIED_AHEAD = (
+    "the committed tree was checked in a fresh sandbox beside the last iteration's own checks "
+    "(codebot.speculate), on exactly the committed bytes"
+)
+
+
 def _tree(run: Run) -> FileTree:
     """The run's work tree as the loop edits it: the clone, its protected paths and test
     policy."""
@@ -209,13 +216,19 @@ def solve(
     spare = Spare(settings, deps, run.run_id)  # the verification's sandbox, starting meanwhile
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
+    speculation: Speculation | None = None
     try:
         start = _baseline(run, sandbox, deps, knowledge, ahead)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
-        result = _loop(run, sandbox, asked, start, prior, knowledge, lanes)
+        if speculates(settings) and start.stop is None:  # the verification, beside the loop
+            speculation = Speculation(
+                settings, deps, run.run_id, ws, spare, run.spec, start.expect, start.python_repo
+            )
+        result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, speculation)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
-        for left in (spare.discard(), lanes.close()):
+        spares = speculation.close() if speculation else spare.discard()
+        for left in (spares, lanes.close()):
             if left:
                 on_event(f"warning: {left}")
         raise
@@ -223,9 +236,12 @@ def solve(
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
     ws.stage(result.changed)
-    args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, deps)
-    result, final = verify_run(*args, on_event)
-    left = "; ".join(x for x in (closing.wait(), spare.left) if x)
+    checked = speculation.verified(ws.staged_tree_id()) if speculation else None
+    unused = None if checked else speculation.spare() if speculation else spare
+    args = (run.settings, run.spec, ws, unused, result, start.expect, start.python_repo, deps)
+    result, final = verify_run(*args, on_event, ahead=checked)
+    spares = speculation.close() if speculation else spare.left
+    left = "; ".join(x for x in (closing.wait(), spares) if x)
     if left:  # e.g. the engine died: the run's own result stands, and names what is left
         on_event(f"warning: {left}")
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
@@ -239,7 +255,8 @@ def solve(
         head_commit=head,
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
-        notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes),
+        notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
+        + ((VERIFIED_AHEAD,) if checked and final.checks else ()),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
@@ -386,6 +403,7 @@ def _loop(
     prior: Prior | None,
     knowledge: kn.Knowledge,
     lanes: Lanes,
+    verifier: Speculation | None,
 ) -> LoopResult:
     """The loop from the first prompt, or from where an interrupted run stopped; or, when
     setup failed, the stop that says so without asking the model."""
@@ -415,6 +433,7 @@ def _loop(
         recall=kn.Recall(knowledge, run.spec) if knowledge.origins else None,
         candidates=settings.candidates,
         lanes=lanes if lanes.count else None,
+        verifier=verifier,
         started=run.t0,
     )
     state = loop.resume(LoopState(history=start.prompt, grounding=start.grounding), done)

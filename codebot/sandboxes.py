@@ -30,9 +30,11 @@ class Spare:
     the committed tree does not wait for a container to start. Whoever made it must end it:
     `take` it for the verification, or `discard` it."""
 
-    def __init__(self, settings: Settings, env: Environment, run_id: str) -> None:
+    def __init__(
+        self, settings: Settings, env: Environment, run_id: str, name: str = "verify"
+    ) -> None:
         self._config = environment.sandbox_config(settings, env)
-        self._run_id = f"{run_id}-verify"
+        self._run_id = f"{run_id}-{name}"
         self._sandbox: DockerSandbox | None = None
         self._error: BaseException | None = None
         self.left = ""  # what `discard` could not remove

@@ -305,6 +305,11 @@ class Workspace:
             )
         return sorted(p for p in out.split("\0") if p)
 
+    def staged_tree_id(self) -> str:
+        """Git's id of the tree the index holds: equal ids, equal bytes."""
+        with _git("reading the staged tree"):
+            return str(self._repo.git.write_tree())
+
     def has_staged_change(self) -> bool:
         """Whether a commit now would change anything (the index differs from HEAD)."""
         with _git("comparing the index with HEAD"):

@@ -6,6 +6,7 @@ its check command, never by the label alone.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -30,12 +31,16 @@ def tagged(command: str) -> tuple[str, str]:
 def container_running_slow_check(
     client: docker.DockerClient, server: ScriptedModelServer, token: str, timeout_s: float = 60
 ) -> Container:
-    """The sandbox container, once the model was asked and the check tagged with `token` sits
-    in its `sleep 30` (the keeper's `sleep 3600` runs in every sandbox, so match exactly)."""
+    """The run's sandbox container, once the model was asked and the check tagged with
+    `token` sits in its `sleep 30` (the keeper's `sleep 3600` runs in every sandbox, so match
+    exactly). The verification's sandbox, checking the same tree beside it
+    (codebot.speculate), is not the one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.requests:
             for container in client.containers.list(filters={"label": LABEL}):
+                if re.search(r"-verify\d*$", container.name):
+                    continue
                 try:
                     commands = [p[-1] for p in container.top()["Processes"]]
                 except docker.errors.APIError:

@@ -1,0 +1,172 @@
+"""The verification, checked ahead: beside each iteration's own checks, the tree that
+iteration would commit is checked in a fresh sandbox at the same time.
+
+Verification (codebot.verify) checks the committed bytes in a sandbox the loop never
+touched, so the loop's long-lived sandbox cannot make a change pass. It used to come after
+the loop's green checks, the same checks again, one after the other. Here, when an
+iteration's edits are applied, they are staged, the staged tree is checked out and a
+thread checks it in the spare sandbox while the loop's own checks run. When the loop's
+checks pass and nothing changes before the commit (the staged tree's id is the same),
+that result is the verification; when they fail, the thread is abandoned (its sandbox
+removed, which ends its commands) and a fresh spare is started for the next iteration,
+while the model is asked. Each check still runs on exactly the bytes committed, in a
+sandbox of its own: what is saved is the waiting, on a machine with a core to spare.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+
+from codebot.checks import Expectation
+from codebot.config import Settings
+from codebot.environment import Environment
+from codebot.protocols import Sandbox
+from codebot.records import CheckResult
+from codebot.sandboxes import Spare, close_sandbox
+from codebot.spec import TaskSpec
+from codebot.verify import Staged, Verified, check_staged, staged
+from codebot.workspace import Workspace
+
+
+def speculates(settings: Settings) -> bool:
+    """Whether a run checks ahead: with one candidate per iteration (best-of-N checks in
+    lanes, codebot.candidates), unless turned off (`CODEBOT_VERIFY_AHEAD=off`), and by
+    default only on a machine with more than one core (on one, the two checks would only
+    take turns)."""
+    if settings.candidates != 1 or settings.verify_ahead == "off":
+        return False
+    return settings.verify_ahead == "on" or (os.cpu_count() or 1) > 1
+
+
+class _Job:
+    """One staged tree being checked in its own thread."""
+
+    def __init__(self, tree: ExitStack, staged_tree: Staged, spare: Spare, check: _Check) -> None:
+        self.tree_id = staged_tree.tree_id
+        self._exit = tree
+        self._staged = staged_tree
+        self._spare = spare
+        self._check = check
+        self._sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+        self.abandoned = False
+        self.result: Verified | None = None
+        self.left = ""  # what could not be removed of its sandbox
+        self.thread = threading.Thread(target=self._run, daemon=True, name="codebot-verify-ahead")
+        self.thread.start()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        try:
+            taken = self._spare.take()
+            with self._lock:
+                self._sandbox = taken
+                if self.abandoned:
+                    return
+            checks = self._check(self._staged, taken)
+            self.result = Verified(checks, "", round(time.monotonic() - began, 3))
+        except BaseException:  # whatever it was, the verification then runs after the loop
+            self.result = None
+        finally:
+            with self._lock:
+                sandbox, self._sandbox = self._sandbox, None
+            if sandbox is not None:
+                self.left = close_sandbox(sandbox)
+            if self.result is not None and self.left:
+                self.result = Verified(self.result.checks, self.left, self.result.duration_s)
+            self._exit.close()  # the checked-out tree
+
+    def abandon(self) -> None:
+        """Stop it: its sandbox is removed now (ending what runs in it), its result unused."""
+        with self._lock:
+            self.abandoned = True
+            sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            self.left = close_sandbox(sandbox)
+
+
+_Check = Callable[[Staged, Sandbox], tuple[CheckResult, ...]]
+
+
+class Speculation:
+    """`protocols.Verifier` for a run: see the module's docstring. It owns the run's spare
+    sandboxes from its start; whoever made it must `close` it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        env: Environment,
+        run_id: str,
+        ws: Workspace,
+        spare: Spare,
+        spec: TaskSpec,
+        expect: Expectation,
+        python_repo: bool,
+    ) -> None:
+        self._settings, self._env, self._run_id, self._ws = settings, env, run_id, ws
+        self._spare: Spare | None = spare
+        self._check: _Check = lambda tree, sandbox: check_staged(
+            spec, tree, sandbox, expect, python_repo=python_repo, env=env
+        )
+        self._job: _Job | None = None
+        self._abandoned: list[_Job] = []
+        self._made = 1  # spares made (the run's own first)
+
+    def start(self, changed: Sequence[str]) -> None:
+        """Stage `changed` as it is now and check it in the spare sandbox, in a thread."""
+        self.cancel()
+        self._ws.stage(changed)
+        exit_stack = ExitStack()
+        try:
+            tree = exit_stack.enter_context(staged(self._ws))
+        except BaseException:
+            exit_stack.close()
+            raise
+        self._job = _Job(exit_stack, tree, self._take_spare(), self._check)
+
+    def cancel(self) -> None:
+        """The loop's checks did not pass: drop the check under way."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.abandon()
+            self._abandoned.append(job)
+
+    def verified(self, tree_id: str) -> Verified | None:
+        """The check of the tree `tree_id`, once it is done; None when there is none (it
+        failed to run, or the tree to commit is another)."""
+        job = self._job
+        if job is None or job.tree_id != tree_id:
+            return None
+        job.thread.join()
+        return job.result
+
+    def spare(self) -> Spare:
+        """A spare sandbox not used yet, for a verification after the loop."""
+        if self._spare is None:
+            self._made += 1  # each its own name: an abandoned one may not be gone yet
+            self._spare = Spare(self._settings, self._env, self._run_id, f"verify{self._made}")
+        return self._spare
+
+    def close(self) -> str:
+        """End every check and remove every sandbox it made; what could not be removed (a
+        used check's leftover is its result's, said by the verification)."""
+        done = self._job
+        self.cancel()
+        left = []
+        for job in self._abandoned:
+            job.thread.join()
+            if job is not done or job.result is None:
+                left.append(job.left)
+        self._abandoned = []
+        left.append(self._spare.discard() if self._spare is not None else "")
+        self._spare = None
+        return "; ".join(x for x in left if x)
+
+    def _take_spare(self) -> Spare:
+        spare = self.spare()
+        self._spare = None  # the next check needs another
+        return spare

@@ -1,0 +1,118 @@
+"""The verification checked ahead (codebot.speculate): beside an iteration's own checks, the
+tree it would commit is checked in a fresh sandbox; its result counts only for exactly the
+tree committed, an abandoned check leaves nothing behind, and a whole run says it was used.
+Real components: a real git clone, the real Docker engine, the scripted model server."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from codebot import config as cfg
+from codebot.checks import Expectation
+from codebot.environment import Environment
+from codebot.errors import ConfigError
+from codebot.runner import VERIFIED_AHEAD
+from codebot.sandboxes import Spare
+from codebot.spec import TaskSpec
+from codebot.speculate import Speculation, speculates
+from codebot.workspace import Workspace
+from tests.support.git_repos import make_repo
+from tests.test_end_to_end import cli_env, codebot, run_dir
+from tests.test_loop import block
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+SPEC = TaskSpec(title="Fix add", description="add subtracts", test="python3 -m pytest -q")
+
+
+@pytest.fixture
+def speculation(tmp_path: Path, sandbox_image: str, no_leftover_containers: None):
+    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
+    ws = Workspace.create(repo, "fix-add", None, "codebot/")
+    settings = replace(cfg.Settings(), sandbox=cfg.SandboxConfig(image=sandbox_image))
+    env = Environment(sandbox_image)
+    run_id = f"spec-{tmp_path.name[-12:]}".replace("_", "-")
+    spare = Spare(settings, env, run_id)
+    made = Speculation(settings, env, run_id, ws, spare, SPEC, Expectation(), True)
+    yield made, ws
+    assert made.close() == ""
+    ws.cleanup()
+
+
+@pytest.mark.docker
+def test_the_check_ahead_counts_for_the_tree_it_checked_and_no_other(speculation) -> None:
+    made, ws = speculation
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+
+    made.start(["calc.py"])
+    checked = ws.staged_tree_id()
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "b + a"))  # changed after the check
+    ws.stage(["calc.py"])
+
+    assert made.verified(ws.staged_tree_id()) is None  # not the tree committed
+    verified = made.verified(checked)
+    assert verified is not None and verified.passed
+    assert [c.name for c in verified.checks] == ["lint", "test"]
+
+
+@pytest.mark.docker
+def test_an_abandoned_check_gives_no_result_and_the_next_one_a_fresh_sandbox(
+    speculation,
+) -> None:
+    made, ws = speculation
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a * b"))
+    made.start(["calc.py"])
+    made.cancel()  # the loop's own checks failed
+
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    made.start(["calc.py"])
+    verified = made.verified(ws.staged_tree_id())
+
+    assert verified is not None and verified.passed  # in a second sandbox: the first is gone
+
+
+# A whole run: the first reply fails, the second passes; the verification is the one checked
+# beside the second iteration's checks.
+TASK = "id: fix-add\ntitle: Fix add\ndescription: add subtracts.\ntest: python3 -m pytest -q\n"
+
+
+@pytest.mark.docker
+def test_a_run_uses_the_check_made_beside_its_last_iteration(
+    model_server, tmp_path, sandbox_image, no_leftover_containers
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
+    (tmp_path / "task.yaml").write_text(TASK)
+    model_server.script(
+        block("    return a - b\n", "    return a * b\n", why="Try *."),
+        block("    return a * b\n", "    return a + b\n", why="Add."),
+    )
+    runs = tmp_path / "runs"
+
+    result = codebot(
+        ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs)],
+        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, CODEBOT_VERIFY_AHEAD="on"),
+        tmp_path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((run_dir(runs) / "run.json").read_text())
+    assert record["stop_reason"] == "passed" and len(record["iterations"]) == 2
+    assert VERIFIED_AHEAD in record["notes"]
+    assert [(c["name"], c["passed"]) for c in record["final_checks"]] == [
+        ("lint", True), ("test", True)
+    ]  # fmt: skip
+    assert "checked beside the last iteration's checks" in result.stderr + result.stdout
+
+
+def test_checking_ahead_is_on_with_a_core_to_spare_and_can_be_turned_off() -> None:
+    assert speculates(cfg.from_env({"CODEBOT_VERIFY_AHEAD": "on"}))
+    assert not speculates(cfg.from_env({"CODEBOT_VERIFY_AHEAD": "off"}))
+    assert not speculates(cfg.from_env({"CODEBOT_VERIFY_AHEAD": "on", "CODEBOT_CANDIDATES": "2"}))
+    assert speculates(cfg.from_env({})) == ((os.cpu_count() or 1) > 1)
+    with pytest.raises(ConfigError, match="CODEBOT_VERIFY_AHEAD"):
+        cfg.from_env({"CODEBOT_VERIFY_AHEAD": "maybe"})
