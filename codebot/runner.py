@@ -235,6 +235,8 @@ def solve(
     finally:
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
+    if speculation:
+        speculation.hold()  # git's index is the run's again
     ws.stage(result.changed)
     checked = speculation.verified(ws.staged_tree_id()) if speculation else None
     unused = None if checked else speculation.spare() if speculation else spare

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 
 from codebot.checks import Expectation
 from codebot.config import Settings
@@ -43,53 +43,71 @@ def speculates(settings: Settings) -> bool:
 
 
 class _Job:
-    """One staged tree being checked in its own thread."""
+    """One tree staged and checked in its own thread. Staging (git's index, then the tree
+    checked out) comes first, off the loop's way; `staged` is set once git is done with."""
 
-    def __init__(self, tree: ExitStack, staged_tree: Staged, spare: Spare, check: _Check) -> None:
-        self.tree_id = staged_tree.tree_id
-        self._exit = tree
-        self._staged = staged_tree
+    def __init__(self, prepare: _Prepare, spare: Spare, check: _Check) -> None:
+        self._prepare = prepare
         self._spare = spare
         self._check = check
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()
+        self.staged = threading.Event()
+        self.tree_id = ""  # git's id of the tree checked, once staged
         self.abandoned = False
         self.result: Verified | None = None
         self.left = ""  # what could not be removed of its sandbox
+        self._closer: threading.Thread | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="codebot-verify-ahead")
         self.thread.start()
 
     def _run(self) -> None:
         began = time.monotonic()
-        try:
-            taken = self._spare.take()
-            with self._lock:
-                self._sandbox = taken
-                if self.abandoned:
-                    return
-            checks = self._check(self._staged, taken)
-            self.result = Verified(checks, "", round(time.monotonic() - began, 3))
-        except BaseException:  # whatever it was, the verification then runs after the loop
-            self.result = None
-        finally:
-            with self._lock:
-                sandbox, self._sandbox = self._sandbox, None
-            if sandbox is not None:
-                self.left = close_sandbox(sandbox)
-            if self.result is not None and self.left:
-                self.result = Verified(self.result.checks, self.left, self.result.duration_s)
-            self._exit.close()  # the checked-out tree
+        with ExitStack() as tree:
+            try:
+                try:
+                    staged_tree = tree.enter_context(self._prepare())
+                    self.tree_id = staged_tree.tree_id
+                finally:
+                    self.staged.set()
+                taken = self._spare.take()
+                with self._lock:
+                    self._sandbox = taken
+                    if self.abandoned:
+                        return
+                checks = self._check(staged_tree, taken)
+                self.result = Verified(checks, "", round(time.monotonic() - began, 3))
+            except BaseException:  # whatever it was, the verification then runs after the loop
+                self.result = None
+            finally:
+                with self._lock:
+                    sandbox, self._sandbox = self._sandbox, None
+                if sandbox is not None:
+                    self.left = close_sandbox(sandbox)
+                if self.result is not None and self.left:
+                    self.result = Verified(self.result.checks, self.left, self.result.duration_s)
 
     def abandon(self) -> None:
-        """Stop it: its sandbox is removed now (ending what runs in it), its result unused."""
+        """Stop it: its sandbox is removed (ending what runs in it) in the background, its
+        result unused; `join` waits for both."""
         with self._lock:
             self.abandoned = True
             sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
-            self.left = close_sandbox(sandbox)
+            self._closer = threading.Thread(target=self._close, args=(sandbox,), daemon=True)
+            self._closer.start()
+
+    def _close(self, sandbox: Sandbox) -> None:
+        self.left = close_sandbox(sandbox)
+
+    def join(self) -> None:
+        self.thread.join()
+        if self._closer is not None:
+            self._closer.join()
 
 
 _Check = Callable[[Staged, Sandbox], tuple[CheckResult, ...]]
+_Prepare = Callable[[], AbstractContextManager[Staged]]
 
 
 class Speculation:
@@ -119,27 +137,36 @@ class Speculation:
     def start(self, changed: Sequence[str]) -> None:
         """Stage `changed` as it is now and check it in the spare sandbox, in a thread."""
         self.cancel()
-        self._ws.stage(changed)
-        exit_stack = ExitStack()
-        try:
-            tree = exit_stack.enter_context(staged(self._ws))
-        except BaseException:
-            exit_stack.close()
-            raise
-        self._job = _Job(exit_stack, tree, self._take_spare(), self._check)
+        paths = tuple(changed)
+        self._job = _Job(lambda: self._stage(paths), self._take_spare(), self._check)
+
+    def _stage(self, paths: Sequence[str]) -> AbstractContextManager[Staged]:
+        self._ws.stage(paths)
+        return staged(self._ws)
+
+    def hold(self) -> None:
+        """Wait until no check here is using git's index (before the caller stages)."""
+        if self._job is not None:
+            self._job.staged.wait()
 
     def cancel(self) -> None:
-        """The loop's checks did not pass: drop the check under way."""
+        """The loop's checks did not pass: drop the check under way (once its tree is
+        staged, so the next edits cannot reach it)."""
         job, self._job = self._job, None
         if job is not None:
+            job.staged.wait()
             job.abandon()
             self._abandoned.append(job)
+            self.spare()  # the next check's sandbox starts now, while the model is asked
 
     def verified(self, tree_id: str) -> Verified | None:
         """The check of the tree `tree_id`, once it is done; None when there is none (it
         failed to run, or the tree to commit is another)."""
         job = self._job
-        if job is None or job.tree_id != tree_id:
+        if job is None:
+            return None
+        job.staged.wait()
+        if job.tree_id != tree_id:
             return None
         job.thread.join()
         return job.result
@@ -158,7 +185,7 @@ class Speculation:
         self.cancel()
         left = []
         for job in self._abandoned:
-            job.thread.join()
+            job.join()
             if job is not done or job.result is None:
                 left.append(job.left)
         self._abandoned = []

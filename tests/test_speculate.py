@@ -50,6 +50,7 @@ def test_the_check_ahead_counts_for_the_tree_it_checked_and_no_other(speculation
     (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
 
     made.start(["calc.py"])
+    made.hold()  # staged, in the check's thread
     checked = ws.staged_tree_id()
     (ws.path / "calc.py").write_text(CALC.replace("a - b", "b + a"))  # changed after the check
     ws.stage(["calc.py"])
@@ -71,6 +72,7 @@ def test_an_abandoned_check_gives_no_result_and_the_next_one_a_fresh_sandbox(
 
     (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
     made.start(["calc.py"])
+    made.hold()
     verified = made.verified(ws.staged_tree_id())
 
     assert verified is not None and verified.passed  # in a second sandbox: the first is gone
