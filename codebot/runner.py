@@ -7,9 +7,11 @@ removed, whatever happens, and a commit is made only for a run that ended in a r
 state (codebot.stops).
 
 `solve` reads as its stages: start the sandbox, set it up, run the baseline, loop, commit,
-record. Each stage is a function of what the earlier ones returned. A little over 400
-lines: the stages share `Run` and read best in order; what is not a stage lives elsewhere
-(codebot.lines, codebot.knowledge.for_run, codebot.verify, codebot.environment).
+record. Each stage is a function of what the earlier ones returned. About 500 lines: the
+stages share `Run` and read best in order, including what runs beside them (the parsing
+ahead, the lanes, the verification checked ahead); what is not a stage lives elsewhere
+(codebot.lines, codebot.knowledge.for_run, codebot.verify, codebot.speculate, codebot.lanes,
+codebot.environment).
 """
 
 from __future__ import annotations
