@@ -5,7 +5,7 @@ command-line flags. The repo file is repository content, so it may only set what
 the operator: it cannot choose the endpoint, see the API key, turn the network on, or lift
 path protections. Those come from the environment or flags only.
 
-A little over 400 lines: every setting, its environment variable and its check are on one
+About 450 lines: every setting, its environment variable and its check are on one
 page, so the precedence (defaults, env, .codebot.yml, flags) is read in one place.
 """
 

@@ -6,13 +6,12 @@ their regions), the map of signatures for the rest, and the names of what was le
 Later turns: `feedback_excerpts` (codebot.excerpts: what the model changed, where the checks
 failed) and `render_requests` (codebot.show: what it asked to SHOW), re-exported here so the
 loop asks one module for everything the model sees. Deterministic for a given tree.
-A little over 400 lines: the first prompt's budget plan and its renderers share `_Plan`;
+About 430 lines: the first prompt's budget plan and its renderers share `_Plan`;
 the pieces that stand alone already live in the modules named above.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from codebot import prompts
 from codebot import repomap as rm
 from codebot.excerpts import feedback_excerpts
 from codebot.outline import source_lines
+from codebot.parsing import Ahead, Parsed
 from codebot.records import EditOutcome
 from codebot.render import (
     AROUND,
@@ -119,11 +119,11 @@ def gather(
     *,
     model: str | None = None,
     exclude: Sequence[str] = (),
-    parsed: rm.Parsed | None = None,
+    parsed: Parsed | None = None,
 ) -> Context:
     """The context for the first prompt: `render_task(spec, ctx, baseline_text(failure_text))`
     is at most `budget_tokens` (by `count_tokens` for `model`) unless the task text alone is.
-    `parsed`: the files parsed ahead (`Ahead`), for those that did not change since."""
+    `parsed`: the files parsed ahead (`parse_ahead`), for those that did not change since."""
     frames = rm.frames(failure_text, tracked)
     texts = _read_all(root, tracked, [*spec.files, *(f.path for f in frames)], exclude)
     named = tuple(f for f in spec.files if f in texts)
@@ -145,29 +145,11 @@ def gather(
     return _within(ctx, spec, baseline, budget_tokens, model)
 
 
-class Ahead:
-    """The repository's files read and parsed in the background (`repomap.parse_all`), while
-    the sandbox starts and the baseline runs: on a large repository, parsing is most of the
-    time the first prompt takes, and the baseline's result is not needed for it. Only the
-    ranking uses it, and only for files whose text is unchanged, so the prompt is the same
-    with it or without it."""
-
-    def __init__(self, root: Path, tracked: Sequence[str], exclude: Sequence[str] = ()) -> None:
-        self._parsed: rm.Parsed | None = None
-        self._thread = threading.Thread(
-            target=self._parse, args=(root, tuple(tracked), tuple(exclude)), daemon=True,
-            name="codebot-parse-ahead",
-        )  # fmt: skip
-        self._thread.start()
-
-    def _parse(self, root: Path, tracked: Sequence[str], exclude: Sequence[str]) -> None:
-        texts = _read_all(root, tracked, [], exclude)
-        self._parsed = rm.parse_all(texts)
-
-    def parsed(self) -> rm.Parsed | None:
-        """What was parsed, once it is; None if parsing failed (`gather` then parses)."""
-        self._thread.join()
-        return self._parsed
+def parse_ahead(root: Path, tracked: Sequence[str], exclude: Sequence[str] = ()) -> Ahead:
+    """The files `gather` ranks, read and parsed in the background from now on (while the
+    sandbox starts and the baseline runs: codebot.parsing)."""
+    files, skip = tuple(tracked), tuple(exclude)
+    return Ahead(lambda: _read_all(root, files, [], skip))
 
 
 def baseline_text(failure_text: str) -> str:

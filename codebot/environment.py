@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from codebot.checks import run_setup
 from codebot.config import SandboxConfig, Settings
+from codebot.diagnose import program_of
 from codebot.errors import SandboxError
 from codebot.protocols import Sandbox
 from codebot.records import CheckResult
@@ -233,3 +234,21 @@ def _words(command: str) -> list[str]:
         return shlex.split(command)
     except ValueError:
         return command.split()
+
+
+def unrunnable_lint(lint: str | bool | None, detected: str, sandbox: Sandbox) -> str:
+    """Why `lint`, when it is the command detection found (not one a person wrote), cannot
+    run in this sandbox: its program is not in the image (say pre-commit, from tox.ini).
+    The run then goes on with the default lint instead of stopping as a broken
+    environment; "" when it can run, or was written by a person."""
+    if not isinstance(lint, str) or lint != detected:
+        return ""
+    program = program_of(lint)
+    if program is None:
+        return ""
+    if sandbox.run(f"command -v {shlex.quote(program)}", 30).exit_code == 0:
+        return ""
+    return (
+        f"lint `{lint}` was detected, but `{program}` is not in the sandbox image; "
+        "the run uses the default lint instead (set `lint:` in .codebot.yml to choose)"
+    )

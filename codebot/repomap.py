@@ -5,13 +5,12 @@ Relevance comes from what the task names (paths, identifiers, `files:`), the fai
 tracebacks, and the imports between files; noise (vendored, generated, packaging metadata,
 templates) never competes with source. Deterministic for the same texts and task.
 The definitions come from codebot.outline (re-exported here), the import edges from
-codebot.imports. Parsing is most of the work on a large repository: `parse_all` can do it
-ahead (context.Ahead runs it while the baseline runs), and `rank` takes what it parsed.
+codebot.imports. Parsing is most of the work on a large repository: codebot.parsing can do
+it ahead (while the baseline runs), and `rank` takes what it parsed.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,12 +27,13 @@ from codebot.outline import (
     python_symbols,
     source_lines,
 )
+from codebot.parsing import Parsed, parse
 
 __all__ = [
     "IMPORTED", "IMPORTER", "NOISE", "RELEVANT", "SCORE_FILES", "SCORE_FRAME", "SCORE_PATH",
-    "SCORE_STRONG", "SCORE_WEAK", "Entry", "Frame", "Parsed", "Region", "Symbol", "Task",
+    "SCORE_STRONG", "SCORE_WEAK", "Entry", "Frame", "Region", "Symbol", "Task",
     "changed_regions", "close_matches", "find_symbol", "frames", "identifiers", "is_noise",
-    "is_test", "looks_binary", "merged", "named_symbols", "outline", "parse_all", "prior",
+    "is_test", "looks_binary", "merged", "named_symbols", "outline", "prior",
     "rank", "regions", "source_lines",
 ]  # fmt: skip
 
@@ -190,28 +190,6 @@ def is_test(path: str) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """Files parsed ahead of `rank`: by path, the text parsed, its syntax tree (None: not
-    Python, or not parsable) and its definitions."""
-
-    files: Mapping[str, tuple[str, ast.Module | None, tuple[Symbol, ...]]]
-
-    def get(self, path: str, text: str) -> tuple[ast.Module | None, tuple[Symbol, ...]] | None:
-        """What was parsed for `path`, if it was parsed from exactly `text`."""
-        found = self.files.get(path)
-        return (found[1], found[2]) if found is not None and found[0] == text else None
-
-
-def parse_all(texts: Mapping[str, str]) -> Parsed:
-    """Every file of `texts` parsed, as `rank` would."""
-    files = {}
-    for path, text in texts.items():
-        tree = _parse(path, text)
-        files[path] = (text, tree, python_symbols(tree) if tree else outline(path, text))
-    return Parsed(files)
-
-
 def rank(
     texts: Mapping[str, str],
     task: Task,
@@ -228,7 +206,7 @@ def rank(
     """
     paths = sorted(p for p in texts if p in task.files or not is_noise(p, exclude))
     ahead = {p: parsed.get(p, texts[p]) if parsed else None for p in paths}
-    trees = {p: a[0] if (a := ahead[p]) else _parse(p, texts[p]) for p in paths}
+    trees = {p: a[0] if (a := ahead[p]) else parse(p, texts[p]) for p in paths}
     symbols = {
         p: a[1] if (a := ahead[p]) else (python_symbols(t) if t else outline(p, texts[p]))
         for p, t in trees.items()
@@ -252,15 +230,6 @@ def rank(
         for p in paths
     ]
     return tuple(sorted(entries, key=lambda e: (-e.score, e.path)))
-
-
-def _parse(path: str, text: str) -> ast.Module | None:
-    if PurePosixPath(path).suffix not in (".py", ".pyi"):
-        return None
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
 
 
 def _ordered_names(

@@ -6,18 +6,18 @@ checked by `preflight` before the first side effect. After that, the sandbox is 
 removed, whatever happens, and a commit is made only for a run that ended in a reviewable
 state (codebot.stops).
 
-`solve` reads as its stages: start the sandbox, set it up, run the baseline, loop, commit,
-record. Each stage is a function of what the earlier ones returned. About 500 lines: the
-stages share `Run` and read best in order, including what runs beside them (the parsing
-ahead, the lanes, the verification checked ahead); what is not a stage lives elsewhere
-(codebot.lines, codebot.knowledge.for_run, codebot.verify, codebot.speculate, codebot.lanes,
-codebot.environment).
+`solve` reads as its stages: start the sandbox, set it up, run the baseline, loop, verify,
+commit, record (~60 lines: the one place that shows what runs beside what, and what is
+removed on which exit path). Each stage is a function of what the earlier ones returned.
+Nearly 500 lines: the stages share `Run` and read best in order, including what runs
+beside them (the parsing ahead, the lanes, the verification checked ahead); what is not a
+stage lives elsewhere (codebot.lines, codebot.knowledge.for_run, codebot.verify,
+codebot.speculate, codebot.lanes, codebot.environment).
 """
 
 from __future__ import annotations
 
 import secrets
-import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,13 +31,14 @@ from codebot import context, environment, ladder, lines, prose, report, stops, t
 from codebot import knowledge as kn
 from codebot.checks import Expectation, baseline_checks, feedback_for_model
 from codebot.decisions import LoopState, StopRules
-from codebot.diagnose import environment_problem, program_of
+from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
 from codebot.lanes import Lanes, lane_run_ids
 from codebot.loop import Loop, LoopResult, run_loop
-from codebot.protocols import Model
+from codebot.parsing import Ahead
+from codebot.protocols import Model, Verifier
 from codebot.records import (
     CheckResult,
     GroundingPassage,
@@ -53,7 +54,7 @@ from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.speculate import Speculation, speculates
 from codebot.stops import StopReason
-from codebot.verify import verify_run
+from codebot.verify import Final, verify_run
 from codebot.workspace import Workspace
 
 Event = Callable[[str], None]
@@ -205,49 +206,34 @@ def solve(
     The sandbox is removed on every exit path; the workspace belongs to the caller. run.json
     is rewritten after every iteration, so a run killed outright can still be resumed.
     """
-    tokens.warm_up(settings.model.name)  # likewise the tokenizer, when the model has a known one
-    redact = Redactor.from_env(env, [settings.model.api_key])
-    asked = ladder.engine(model, settings.model, env, redact)  # redacts every prompt
-    asked.candidates = settings.candidates  # the cost caps count every candidate's call
-    asked.across_rungs = settings.candidates_from == "rungs"
+    asked, redact = _asked(model, settings, env)
     run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
-    ahead = context.Ahead(ws.path, ws.tracked_files(), settings.context_exclude)  # meanwhile
+    ahead = context.parse_ahead(ws.path, ws.tracked_files(), settings.context_exclude)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps)
-    spare = Spare(settings, deps, run.run_id)  # the verification's sandbox, starting meanwhile
+    # The verification's sandbox, starting meanwhile, and those that replace it.
+    spares = Speculation(settings, deps, run.run_id, ws, Spare(settings, deps, run.run_id))
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
-    speculation: Speculation | None = None
     try:
         start = _baseline(run, sandbox, deps, knowledge, ahead)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
-        if speculates(settings) and start.stop is None:  # the verification, beside the loop
-            speculation = Speculation(
-                settings, deps, run.run_id, ws, spare, run.spec, start.expect, start.python_repo
-            )
-        result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, speculation)
+        ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
+        verifier = spares.arm(run.spec, start.expect, start.python_repo) if ahead_of_loop else None
+        result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, verifier)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
-        spares = speculation.close() if speculation else spare.discard()
-        for left in (spares, lanes.close()):
+        for left in (spares.close(), lanes.close()):
             if left:
                 on_event(f"warning: {left}")
         raise
     finally:
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
-    if speculation:
-        speculation.hold()  # git's index is the run's again
-    ws.stage(result.changed)
-    checked = speculation.verified(ws.staged_tree_id()) if speculation else None
-    unused = None if checked else speculation.spare() if speculation else spare
-    args = (run.settings, run.spec, ws, unused, result, start.expect, start.python_repo, deps)
-    result, final = verify_run(*args, on_event, ahead=checked)
-    spares = speculation.close() if speculation else spare.left
-    left = "; ".join(x for x in (closing.wait(), spares) if x)
-    if left:  # e.g. the engine died: the run's own result stands, and names what is left
-        on_event(f"warning: {left}")
+    result, final, checked_ahead = _verify(run, result, start, deps, spares)
+    if left := "; ".join(x for x in (closing.wait(), spares.close()) if x):
+        on_event(f"warning: {left}")  # e.g. the engine died: the run's own result stands
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
     head = _commit(run, result)
@@ -260,13 +246,42 @@ def solve(
         files_changed=tuple(ws.staged_files()) if head or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
         notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
-        + ((VERIFIED_AHEAD,) if checked and final.checks else ()),
+        + ((VERIFIED_AHEAD,) if checked_ahead else ()),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
         grounding=(*start.grounding, *result.grounding),
     )
     return Solved(record, ws.staged_diff(), start.prompt, redact)
+
+
+def _asked(
+    model: Model | None, settings: cfg.Settings, env: Mapping[str, str]
+) -> tuple[ladder.LadderModel, Redactor]:
+    """The model the run asks (`model`, the operator's ladder, or the configured one), which
+    redacts every prompt, set for best-of-N; and the redactor."""
+    tokens.warm_up(settings.model.name)  # the tokenizer, when the model has a known one
+    redact = Redactor.from_env(env, [settings.model.api_key])
+    asked = ladder.engine(model, settings.model, env, redact)
+    asked.candidates = settings.candidates  # the cost caps count every candidate's call
+    asked.across_rungs = settings.candidates_from == "rungs"
+    return asked, redact
+
+
+def _verify(
+    run: Run, result: LoopResult, start: Baseline, env: Environment, spares: Speculation
+) -> tuple[LoopResult, Final, bool]:
+    """Stage the run's changes and check the committed tree: with the check made beside the
+    last iteration when it checked exactly this tree, else now in a fresh sandbox; and
+    whether it was the one made ahead."""
+    ws = run.ws
+    spares.hold()  # git's index is the run's again
+    ws.stage(result.changed)
+    checked = spares.verified(ws.staged_tree_id())
+    spare = None if checked else spares.spare()
+    args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, env)
+    result, final = verify_run(*args, run.on_event, ahead=checked)
+    return result, final, checked is not None and bool(final.checks)
 
 
 def _begin(
@@ -324,7 +339,7 @@ def _baseline(
     sandbox: DockerSandbox,
     env: Environment,
     knowledge: kn.Knowledge,
-    ahead: context.Ahead,
+    ahead: Ahead,
 ) -> Baseline:
     """Fill the sandbox, then run the checks before any change; and from what they say, the
     first prompt (its files parsed `ahead`, while all this ran). A setup step that failed (no
@@ -336,7 +351,8 @@ def _baseline(
     environment.fill(sandbox, env, run.ws.path, run.ws.deleted_since_base())
     timings["sandbox_ready_s"] = run.lap()
     run.on_event(f"sandbox: {env.image} ready in {timings['sandbox_ready_s']:.1f}s")
-    given, dropped = run.spec, _unrunnable_lint(run, sandbox)
+    given = run.spec
+    dropped = environment.unrunnable_lint(given.lint, run.settings.detected_lint, sandbox)
     if dropped:
         run.on_event(f"note: {dropped}")
         run = replace(run, spec=replace(given, lint=None))
@@ -376,25 +392,6 @@ def _baseline(
     )  # fmt: skip
 
 
-def _unrunnable_lint(run: Run, sandbox: DockerSandbox) -> str:
-    """Why the lint command detection found (not one a person wrote) cannot run here: its
-    program is not in the sandbox image (say pre-commit, from tox.ini). The run then goes on
-    with the default lint instead of stopping as a broken environment; "" when it can run."""
-    lint = run.spec.lint
-    if not isinstance(lint, str) or lint != run.settings.detected_lint:
-        return ""
-    program = program_of(lint)
-    if program is None:
-        return ""
-    found = sandbox.run(f"command -v {shlex.quote(program)}", 30)
-    if found.exit_code == 0:
-        return ""
-    return (
-        f"lint `{lint}` was detected, but `{program}` is not in the sandbox image; "
-        "the run uses the default lint instead (set `lint:` in .codebot.yml to choose)"
-    )
-
-
 def _dependency_texts(ws: Workspace, tracked: Sequence[str]) -> dict[str, str]:
     return {p: ws.read_base_file(p) or "" for p in environment.input_paths(tracked, "")}
 
@@ -407,7 +404,7 @@ def _loop(
     prior: Prior | None,
     knowledge: kn.Knowledge,
     lanes: Lanes,
-    verifier: Speculation | None,
+    verifier: Verifier | None,
 ) -> LoopResult:
     """The loop from the first prompt, or from where an interrupted run stopped; or, when
     setup failed, the stop that says so without asking the model."""

@@ -111,8 +111,9 @@ _Prepare = Callable[[], AbstractContextManager[Staged]]
 
 
 class Speculation:
-    """`protocols.Verifier` for a run: see the module's docstring. It owns the run's spare
-    sandboxes from its start; whoever made it must `close` it."""
+    """`protocols.Verifier` for a run once `arm`ed: see the module's docstring. It owns the
+    run's spare sandboxes from the start, whether it checks ahead or not (then the
+    verification after the loop takes `spare`); whoever made it must `close` it."""
 
     def __init__(
         self,
@@ -121,21 +122,25 @@ class Speculation:
         run_id: str,
         ws: Workspace,
         spare: Spare,
-        spec: TaskSpec,
-        expect: Expectation,
-        python_repo: bool,
     ) -> None:
         self._settings, self._env, self._run_id, self._ws = settings, env, run_id, ws
         self._spare: Spare | None = spare
-        self._check: _Check = lambda tree, sandbox: check_staged(
-            spec, tree, sandbox, expect, python_repo=python_repo, env=env
-        )
+        self._check: _Check | None = None  # set by `arm`
         self._job: _Job | None = None
         self._abandoned: list[_Job] = []
         self._made = 1  # spares made (the run's own first)
 
+    def arm(self, spec: TaskSpec, expect: Expectation, python_repo: bool) -> Speculation:
+        """Ready to check ahead, with the checks the baseline taught (before `start`)."""
+        env = self._env
+        self._check = lambda tree, sandbox: check_staged(
+            spec, tree, sandbox, expect, python_repo=python_repo, env=env
+        )
+        return self
+
     def start(self, changed: Sequence[str]) -> None:
         """Stage `changed` as it is now and check it in the spare sandbox, in a thread."""
+        assert self._check is not None, "arm() comes before start()"
         self.cancel()
         paths = tuple(changed)
         self._job = _Job(lambda: self._stage(paths), self._take_spare(), self._check)

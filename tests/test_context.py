@@ -422,7 +422,7 @@ def test_files_parsed_ahead_give_the_same_prompt_and_a_changed_file_is_parsed_ag
 ) -> None:
     files = synthetic_repo()
     tracked = _tree(tmp_path, files)
-    ahead = context.Ahead(tmp_path, tracked)
+    ahead = context.parse_ahead(tmp_path, tracked)
     parsed = ahead.parsed()
     assert parsed is not None and "pkg/billing.py" in parsed.files
     without = context.gather(tmp_path, tracked, BILLING, FAILURE, 6000)

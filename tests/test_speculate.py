@@ -38,7 +38,7 @@ def speculation(tmp_path: Path, sandbox_image: str, no_leftover_containers: None
     env = Environment(sandbox_image)
     run_id = f"spec-{tmp_path.name[-12:]}".replace("_", "-")
     spare = Spare(settings, env, run_id)
-    made = Speculation(settings, env, run_id, ws, spare, SPEC, Expectation(), True)
+    made = Speculation(settings, env, run_id, ws, spare).arm(SPEC, Expectation(), True)
     yield made, ws
     assert made.close() == ""
     ws.cleanup()
