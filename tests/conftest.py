@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.support.model_server",
     "tests.support.scripted_sandbox",
     "tests.support.github_server",
+    "tests.support.github_world",
     "tests.support.git_repos",
 ]

@@ -16,19 +16,13 @@ from codebot import config as cfg
 from codebot import github_flow
 from codebot.errors import ConfigError, ForgeError, WorkspaceError
 from codebot.events import ReviewContext
-from codebot.forge import ClientOptions, GitHubForge
 from tests.support.git_repos import git
+from tests.support.github_world import ISSUE_BODY, REPO
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
 
 pytestmark = pytest.mark.docker
 
-REPO = "octo-org/hello-app"
 EVENTS = Path(__file__).parent / "fixtures" / "events"
-ISSUE_BODY = """parse_duration("1h30m") raises KeyError and "abc" returns 0.
-
-- [ ] minutes are supported
-- [ ] malformed input raises ValueError
-"""
 README_EDIT = """Document the units.
 
 README.md
@@ -41,27 +35,12 @@ Run the tests with `pytest -q`. Units: h, m, s.
 
 
 @pytest.fixture
-def hub(github_server, remote):
-    github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
-    github_server.add_issue(
-        REPO, 42, "Support minutes in parse_duration", ISSUE_BODY, labels=["codebot"],
-        author="alice", author_association="MEMBER",
-    )  # fmt: skip
-    return github_server
-
-
-@pytest.fixture
 def env(hub, model_server, tmp_path):
     return {
         **cli_env(model_server),
         "GITHUB_TOKEN": hub.token,
         "GITHUB_API_URL": hub.url,
     }
-
-
-@pytest.fixture
-def forge(hub):
-    return GitHubForge(hub.token, hub.url, ClientOptions(False, 0, 0))
 
 
 def settings(env, tmp_path):

@@ -20,41 +20,18 @@ import pytest
 from codebot import config as cfg
 from codebot import github_flow
 from codebot.errors import ConfigError, ForgeError, WorkspaceError
-from codebot.forge import ClientOptions, GitHubForge
 from codebot.publish import publish
 from tests.support.git_repos import git
+from tests.support.github_world import REPO
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
-from tests.test_github_flow import ISSUE_BODY, README_EDIT
+from tests.test_github_flow import README_EDIT
 
-REPO = "octo-org/hello-app"
 BRANCH = "codebot/issue-42-support-minutes-in-parse-duration"
 EVENTS = Path(__file__).parent / "fixtures" / "events"
 BODY = "## Support minutes\n\nThe change.\n\nCloses #42\n"
 FINAL = "✅ Pull request {pull_request} is ready for review: all checks passed."
 NOTHING_PUSHED = "nothing was pushed or posted"
 UNTRUSTED = "issue_comment_untrusted"
-
-
-@pytest.fixture
-def hub(github_server, remote):
-    github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
-    github_server.add_issue(
-        REPO, 42, "Support minutes in parse_duration", ISSUE_BODY, labels=["codebot"],
-        author="alice", author_association="MEMBER",
-    )  # fmt: skip
-    return github_server
-
-
-@pytest.fixture
-def forge(hub):
-    return GitHubForge(hub.token, hub.url, ClientOptions(False, 0, 0))
-
-
-@pytest.fixture
-def writer_env(hub):
-    """The publish job's environment: the write token, and no model key anywhere."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
-            "GITHUB_TOKEN": hub.token, "GITHUB_API_URL": hub.url}  # fmt: skip
 
 
 def heads(remote):

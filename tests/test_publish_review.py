@@ -17,10 +17,9 @@ from codebot import config as cfg
 from codebot import github_flow, publish
 from codebot.errors import ConfigError, ForgeError
 from codebot.events import ReviewContext
-from codebot.forge import ClientOptions, GitHubForge
 from tests.support.git_repos import git
 from tests.test_end_to_end import cli_env
-from tests.test_github_flow import ISSUE_BODY, README_EDIT, README_HUNK
+from tests.test_github_flow import README_EDIT, README_HUNK
 from tests.test_publish import (
     BRANCH,
     EVENTS,
@@ -38,28 +37,6 @@ from tests.test_publish import (
 
 ANSWER = "Addressed in {commit}."
 VIA_API = {"CODEBOT_COMMIT_VIA_API": "1"}
-
-
-@pytest.fixture
-def hub(github_server, remote):
-    github_server.add_repo(REPO, default_branch="main", clone_url=str(remote))
-    github_server.add_issue(
-        REPO, 42, "Support minutes in parse_duration", ISSUE_BODY, labels=["codebot"],
-        author="alice", author_association="MEMBER",
-    )  # fmt: skip
-    return github_server
-
-
-@pytest.fixture
-def forge(hub):
-    return GitHubForge(hub.token, hub.url, ClientOptions(False, 0, 0))
-
-
-@pytest.fixture
-def writer_env(hub):
-    """The publish job's environment: the write token, and no model key anywhere."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
-            "GITHUB_TOKEN": hub.token, "GITHUB_API_URL": hub.url}  # fmt: skip
 
 
 @pytest.fixture
