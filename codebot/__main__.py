@@ -1,3 +1,3 @@
-from codebot.cli import main
+from codebot.cli import run
 
-main()
+run()

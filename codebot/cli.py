@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -304,3 +306,38 @@ def main() -> None:
     except KeyboardInterrupt:
         _echo("codebot: interrupted; nothing was left behind", err=True)
         sys.exit(stops.INTERRUPTED_EXIT)
+
+
+def run() -> None:
+    """The `codebot` program: `main`, then an exit that skips the interpreter's teardown.
+
+    Freeing every module and object one by one takes ~0.15 s after a run (a tenth of a
+    trivial task), and nothing is left to it: the threads the program waits for are joined
+    and the exit handlers run (temporary files, executors) exactly as at a normal exit, the
+    output is flushed, and only then does the process end. An error that is no exit (a bug)
+    takes the normal way out, traceback and all."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = _status(exc.code)
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter does first
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _status(code: object) -> int:
+    """The process status `sys.exit(code)` gives: None is 0, a number itself, else 1 (the
+    value printed, as Python does)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1

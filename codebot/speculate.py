@@ -157,12 +157,18 @@ class Speculation:
     def cancel(self) -> None:
         """The loop's checks did not pass: drop the check under way (once its tree is
         staged, so the next edits cannot reach it)."""
-        job, self._job = self._job, None
-        if job is not None:
-            job.staged.wait()
-            job.abandon()
-            self._abandoned.append(job)
+        if self._drop():
             self.spare()  # the next check's sandbox starts now, while the model is asked
+
+    def _drop(self) -> bool:
+        """Abandon the check under way, if any (once its tree is staged); whether there was."""
+        job, self._job = self._job, None
+        if job is None:
+            return False
+        job.staged.wait()
+        job.abandon()
+        self._abandoned.append(job)
+        return True
 
     def verified(self, tree_id: str) -> Verified | None:
         """The check of the tree `tree_id`, once it is done; None when there is none (it
@@ -187,7 +193,7 @@ class Speculation:
         """End every check and remove every sandbox it made; what could not be removed (a
         used check's leftover is its result's, said by the verification)."""
         done = self._job
-        self.cancel()
+        self._drop()  # and no spare to replace it: the run is over
         left = []
         for job in self._abandoned:
             job.join()
