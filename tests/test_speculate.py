@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import docker
 import pytest
 
 from codebot import config as cfg
@@ -76,6 +78,26 @@ def test_an_abandoned_check_gives_no_result_and_the_next_one_a_fresh_sandbox(
     verified = made.verified(ws.staged_tree_id())
 
     assert verified is not None and verified.passed  # in a second sandbox: the first is gone
+
+
+@pytest.mark.docker
+def test_closing_after_the_check_is_used_starts_no_other_sandbox(
+    speculation, tmp_path: Path
+) -> None:
+    made, ws = speculation
+    since = int(time.time()) - 1
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    made.start(["calc.py"])
+    made.hold()
+    assert made.verified(ws.staged_tree_id()) is not None
+
+    assert made.close() == ""
+    run_id = f"spec-{tmp_path.name[-12:]}".replace("_", "-")
+    events = docker.from_env().events(
+        since=since, until=int(time.time()) + 1, decode=True, filters={"event": "create"}
+    )
+    names = [e["Actor"]["Attributes"].get("name", "") for e in events if e["Type"] == "container"]
+    assert [n for n in names if n.startswith(f"codebot-{run_id}")] == [f"codebot-{run_id}-verify"]
 
 
 # A whole run: the first reply fails, the second passes; the verification is the one checked
