@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from codebot import selection
 from codebot.junit import (
     MAX_NAME_CHARS,
+    MAX_REPORT_BYTES,
     JUnitReport,
     Unreadable,
     parse_pytest_summary,
-    read_report,
+    report_of,
 )
 from codebot.lintdiff import (
     LintBaseline,
@@ -265,8 +266,9 @@ def _run_tests(sandbox: Sandbox, command: str, timeout: int, addopts: str) -> _T
     # each test's file, which turns the baseline's failing tests into pytest ids.
     path = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
     opts = f"--junitxml={path} -o junit_family=xunit1 -p no:cacheprovider {addopts}"
-    result = sandbox.run(command, timeout, env={"PYTEST_ADDOPTS": opts.rstrip()})
-    return result, read_report(sandbox, path)
+    env = {"PYTEST_ADDOPTS": opts.rstrip()}
+    result, got = sandbox.run_and_read(command, timeout, env, {path: MAX_REPORT_BYTES})
+    return result, report_of(got[path])
 
 
 def _test_check(

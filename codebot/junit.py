@@ -15,7 +15,6 @@ from typing import Any
 import defusedxml.ElementTree as SafeTree
 
 from codebot.errors import FileTooLarge
-from codebot.protocols import Sandbox
 from codebot.records import FailedTest
 from codebot.text import clip
 
@@ -53,12 +52,10 @@ class Unreadable:
     why: str
 
 
-def read_report(sandbox: Sandbox, path: str) -> JUnitReport | Unreadable | None:
-    """The JUnit report at `path` in the sandbox; None when the run wrote none."""
-    try:
-        xml = sandbox.read_file(path, MAX_REPORT_BYTES)
-    except FileTooLarge as exc:
-        return Unreadable(f"the test report is {exc.size:,} bytes, over {exc.limit:,}")
+def report_of(xml: bytes | FileTooLarge | None) -> JUnitReport | Unreadable | None:
+    """The JUnit report in the bytes read back from the sandbox; None when there were none."""
+    if isinstance(xml, FileTooLarge):
+        return Unreadable(f"the test report is {xml.size:,} bytes, over {xml.limit:,}")
     if xml is None:
         return None
     try:

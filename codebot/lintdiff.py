@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from codebot.errors import FileTooLarge
 from codebot.protocols import Sandbox
 from codebot.records import CheckResult, ExecResult
 from codebot.text import tail
@@ -94,14 +93,11 @@ def ruff_baseline(sandbox: Sandbox, timeout: float) -> LintBaseline | None:
     """Every ruff finding in the repo; None when ruff could not say. Once per run, measured
     in the sandbox (1 CPU) with the read-back: ~0.2 s for 70-300 files, 1.4 s for CPython's
     1,790-file stdlib (14,000 findings)."""
-    result = sandbox.run(BASELINE_LINT, timeout)
-    if result.exit_code != 0 or result.timed_out:
-        return None
-    try:
-        data = sandbox.read_file(BASELINE_LINT_FILE, MAX_LINT_BYTES)
-    except FileTooLarge:
-        return None
-    if data is None:
+    result, got = sandbox.run_and_read(
+        BASELINE_LINT, timeout, None, {BASELINE_LINT_FILE: MAX_LINT_BYTES}
+    )
+    data = got[BASELINE_LINT_FILE]
+    if result.exit_code != 0 or result.timed_out or not isinstance(data, bytes):
         return None
     return LintBaseline(counts(ruff_findings(data.decode("utf-8", "replace"), sandbox.workdir)))
 

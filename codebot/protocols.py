@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from codebot.errors import ModelError
+from codebot.errors import FileTooLarge, ModelError
 from codebot.records import (
     Completion,
     Edit,
@@ -80,6 +80,11 @@ class Recall(Protocol):
         ...
 
 
+# Files read back after a command (`Sandbox.run_and_read`): each path's bytes, None when it is
+# absent or no regular file, or FileTooLarge (not read) when it is over its limit.
+ReadBack = dict[str, bytes | FileTooLarge | None]
+
+
 class Sandbox(Protocol):
     """An isolated place to run the target repo's commands, alive for one run."""
 
@@ -95,6 +100,17 @@ class Sandbox(Protocol):
     ) -> ExecResult:
         """Run a shell command in the workspace; kill it and everything it started after
         `timeout_s`."""
+        ...
+
+    def run_and_read(
+        self,
+        command: str,
+        timeout_s: float,
+        env: Mapping[str, str] | None,
+        paths: Mapping[str, int],
+    ) -> tuple[ExecResult, ReadBack]:
+        """`run`, then the files at `paths` (each with its byte limit) as `read_file` would
+        give them, read once nothing the command started is left running."""
         ...
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from codebot.junit import JUnitReport, Unreadable, parse_junit, parse_pytest_summary, read_report
+from codebot.errors import FileTooLarge
+from codebot.junit import (
+    MAX_REPORT_BYTES,
+    JUnitReport,
+    Unreadable,
+    parse_junit,
+    parse_pytest_summary,
+    report_of,
+)
 from codebot.records import FailedTest
-from tests.support.scripted_sandbox import ScriptedSandbox
 
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="2" tests="5">
@@ -100,20 +107,14 @@ def test_parse_pytest_summary_without_a_summary_line_is_none() -> None:
 
 
 def test_a_report_over_the_size_limit_is_unreadable_with_its_size() -> None:
-    sandbox = ScriptedSandbox()
-    sandbox.place("/tmp/r.xml", b"<testsuite>" + b" " * (9 << 20) + b"</testsuite>")
-
-    found = read_report(sandbox, "/tmp/r.xml")
+    found = report_of(FileTooLarge("/tmp/r.xml", 9_437_207, MAX_REPORT_BYTES))  # as read back
 
     assert isinstance(found, Unreadable)
     assert found.why.startswith("the test report is 9,437,207 bytes, over 8,388,608")
 
 
 def test_a_report_in_an_unknown_encoding_is_unreadable_not_a_crash() -> None:
-    sandbox = ScriptedSandbox()
-    sandbox.place("/tmp/r.xml", b'<?xml version="1.0" encoding="x-no-such"?><testsuite/>')
-
-    found = read_report(sandbox, "/tmp/r.xml")
+    found = report_of(b'<?xml version="1.0" encoding="x-no-such"?><testsuite/>')
 
     assert isinstance(found, Unreadable) and "cannot be read" in found.why
 
@@ -124,14 +125,11 @@ def test_a_report_declaring_entities_is_refused_before_any_expansion() -> None:
         b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
         b'<testsuite><testcase name="&b;"/></testsuite>'
     )
-    sandbox = ScriptedSandbox()
-    sandbox.place("/tmp/r.xml", bomb)
-
-    assert isinstance(read_report(sandbox, "/tmp/r.xml"), Unreadable)
+    assert isinstance(report_of(bomb), Unreadable)
 
 
 def test_no_report_at_all_is_none() -> None:
-    assert read_report(ScriptedSandbox(), "/tmp/absent.xml") is None
+    assert report_of(None) is None
 
 
 def test_test_names_are_cut_to_a_bounded_length() -> None:

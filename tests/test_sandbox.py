@@ -21,7 +21,7 @@ import docker.errors
 import pytest
 
 from codebot.config import SandboxConfig
-from codebot.errors import SandboxError
+from codebot.errors import FileTooLarge, SandboxError
 from codebot.owner import owner
 from codebot.sandbox import (
     BASE_ENV,
@@ -321,6 +321,39 @@ def test_read_file_returns_bytes_or_none(workspace: DockerSandbox, tmp_path: Pat
     assert workspace.read_file("missing.txt", 1000) is None
     assert workspace.read_file("dir", 1000) is None
     assert workspace.read_file("l", 1000) is None  # a link, not a regular file
+
+
+def test_run_and_read_gives_the_files_as_the_command_left_them(
+    workspace: DockerSandbox, tmp_path: Path
+) -> None:
+    workspace.sync(write_tree(tmp_path, {"dir/keep.txt": ""}))
+    forged = "x\ncodebot-read-back 999\nnot a header\n"  # the script's own framing, as data
+    command = (
+        f"printf 'a\\0b' > dir/data.bin; printf '{forged}' > /tmp/r.xml; ln -s dir l; "
+        "truncate -s 1G /tmp/sparse; (sleep 0.5; echo late > /tmp/r.xml) & echo ran"
+    )
+
+    ran, got = workspace.run_and_read(
+        command,
+        10,
+        None,
+        {"dir/data.bin": 100, "/tmp/r.xml": 100, "missing": 100, "dir": 100, "l": 100,
+         "/tmp/sparse": 1000},
+    )  # fmt: skip
+
+    assert (ran.exit_code, ran.output) == (0, "ran\n")
+    assert got["dir/data.bin"] == b"a\0b"
+    assert got["/tmp/r.xml"] == forged.encode()  # read after the leftover was killed
+    assert (got["missing"], got["dir"], got["l"]) == (None, None, None)
+    large = got["/tmp/sparse"]
+    assert isinstance(large, FileTooLarge) and (large.size, large.limit) == (1 << 30, 1000)
+    time.sleep(0.7)
+    assert workspace.read_file("/tmp/r.xml", 100) == forged.encode()  # nothing rewrote it
+
+
+def test_run_and_read_of_nothing_is_a_plain_run(workspace: DockerSandbox) -> None:
+    ran, got = workspace.run_and_read("exit 3", 10, None, {})
+    assert (ran.exit_code, got) == (3, {})
 
 
 def test_workspace_has_a_disk_quota(start: StartSandbox) -> None:

@@ -1,5 +1,7 @@
 """One command in the sandbox: the shell wrapper around it, its capped output, the watchdog
-behind its time limit, and the cleanup exec after it, which alone reads the cgroup counters.
+behind its time limit, and the cleanup exec after it, which alone reads the cgroup counters
+and the files the caller wants back (a test report): read after everything the command
+started is dead, in the exec the cleanup takes anyway, rather than one round trip more each.
 
 Docker errors propagate from here; `DockerSandbox.run` translates them.
 """
@@ -15,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from codebot.config import SandboxConfig
-from codebot.errors import SandboxError
+from codebot.errors import FileTooLarge, SandboxError
+from codebot.protocols import ReadBack
 from codebot.records import ExecResult
 from codebot.sandbox.engine import GONE_FIX
 
@@ -40,7 +43,17 @@ _COUNTERS = (
 )
 # The host's cleanup after every command, in an exec of its own: nothing the command printed
 # or did to its wrapper (which it can read, signal and imitate) decides whether it runs.
-_AFTER_RUN = f"kill -9 -1 2>/dev/null; {_COUNTERS}; true"
+# Then each file asked for ($1 its byte limit, $2 its path, and so on): a header line with its
+# size ("-" when it is no regular file), and its bytes unless that size is over the limit.
+# Nothing can change a file between its stat and its read: whatever could is killed first.
+_READ_MARK = b"\ncodebot-read-back "
+_AFTER_RUN = (
+    f"kill -9 -1 2>/dev/null; {_COUNTERS}; "
+    'while [ $# -gt 1 ]; do printf "\\ncodebot-read-back "; '
+    'if [ -f "$2" ] && [ ! -h "$2" ] && s=$(stat -c %s -- "$2" 2>/dev/null); then '
+    'printf "%s\\n" "$s"; if [ "$s" -le "$1" ]; then head -c "$1" -- "$2"; fi; '
+    'else printf -- "-\\n"; fi; shift 2; done; true'
+)
 # $1 the time limit, $2 the command. The wrapper kills leftovers before the command (what
 # outlived an earlier cleanup) and after it (so nothing left holding the output pipe keeps
 # the exec open); `kill -1` spares the caller. Both are conveniences: the command can kill
@@ -85,8 +98,10 @@ def run(
     command: str,
     timeout_s: float,
     env: Mapping[str, str] | None,
-) -> ExecResult:
-    """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
+    read: Mapping[str, int] | None = None,
+) -> tuple[ExecResult, ReadBack]:
+    """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it;
+    and the files at `read` (absolute paths, each with its byte limit) as they were then."""
     limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
     argv = ["sh", "-c", _WRAPPER, "sh", limit, command]
     started = time.monotonic()
@@ -100,7 +115,7 @@ def run(
     output, fired = _collect(api, container, config, exec_id, timeout_s)
     code = exit_code(api, exec_id)
     duration = time.monotonic() - started
-    oom_kills, forks_refused = after_run(api, container, config.user)
+    oom_kills, forks_refused, files = after_run(api, container, config.user, read or {})
     text, truncated = output.text()
     timed_out = fired or (code in (124, 137) and duration >= timeout_s)
     if code is None:
@@ -114,7 +129,7 @@ def run(
         truncated=truncated,
         oom_killed=counters.record_oom_kills(oom_kills, code, timed_out),
         pids_limited=counters.record_forks_refused(forks_refused),
-    )
+    ), files
 
 
 def exec_argv(api: Any, container: str, user: str, argv: list[str]) -> bytes:
@@ -134,24 +149,53 @@ def exit_code(api: Any, exec_id: str) -> int | None:
     return None
 
 
-def after_run(api: Any, container: str, user: str) -> tuple[int | None, int | None]:
+def after_run(
+    api: Any, container: str, user: str, read: Mapping[str, int]
+) -> tuple[int | None, int | None, ReadBack]:
     """Clean up after a command; return the cgroup's OOM-kill count and its count of forks
-    refused at the pids limit (None where not readable). The script always exits 0
-    in a live container: anything else means the container is being killed or removed,
-    and the command's death must not pass for a failed check."""
-    exec_id = api.exec_create(container, ["sh", "-c", _AFTER_RUN], user=user)["Id"]
+    refused at the pids limit (None where not readable), and the files at `read`. The
+    script always exits 0 in a live container: anything else means the container is being
+    killed or removed, and the command's death must not pass for a failed check."""
+    asked = [str(arg) for path, limit in read.items() for arg in (max(limit, 0), path)]
+    argv = ["sh", "-c", _AFTER_RUN, "sh", *asked]
+    exec_id = api.exec_create(container, argv, user=user)["Id"]
     output: bytes = api.exec_start(exec_id)
     code = exit_code(api, exec_id)
     if code is None:  # not recorded in time: ask the container itself
         code = 0 if api.inspect_container(container)["State"]["Running"] else -1
     if code != 0:
-        said = output.decode("utf-8", "replace").strip().splitlines()
+        lines = output.decode("utf-8", "replace").strip().splitlines()
         raise SandboxError(
             f"the sandbox container {container} is not running any more"
-            + (f" ({said[0][:200]})" if said else ""),
+            + (f" ({lines[0][:200]})" if lines else ""),
             GONE_FIX,
         )
-    return read_counters(output)
+    said, _, files = output.partition(_READ_MARK)
+    return (*read_counters(said), read_back(_READ_MARK + files if files else b"", read))
+
+
+def read_back(output: bytes, read: Mapping[str, int]) -> ReadBack:
+    """The files `_AFTER_RUN` wrote out, in the order asked; SandboxError when the output
+    does not hold what the script writes."""
+    files: ReadBack = {}
+    at = 0
+    for path, limit in read.items():
+        head_end = output.find(b"\n", at + len(_READ_MARK))
+        if not output.startswith(_READ_MARK, at) or head_end < 0:
+            raise SandboxError(f"reading {path} back from the sandbox failed", GONE_FIX)
+        size = output[at + len(_READ_MARK) : head_end]
+        at = head_end + 1
+        if size == b"-":
+            files[path] = None
+        elif not size.isdigit():
+            raise SandboxError(f"reading {path} back from the sandbox failed", GONE_FIX)
+        elif int(size) > limit:
+            files[path] = FileTooLarge(path, int(size), limit)
+        elif len(data := output[at : at + int(size)]) == int(size):
+            files[path], at = data, at + int(size)
+        else:
+            raise SandboxError(f"{path} was cut short reading it back from the sandbox", GONE_FIX)
+    return files
 
 
 def read_counters(output: bytes) -> tuple[int | None, int | None]:

@@ -26,6 +26,7 @@ from codebot import tree
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.owner import owner
+from codebot.protocols import ReadBack
 from codebot.records import ExecResult
 from codebot.sandbox import archive, commands, images
 from codebot.sandbox.commands import BASE_ENV
@@ -124,10 +125,27 @@ class DockerSandbox:
         self, command: str, timeout_s: float, env: Mapping[str, str] | None = None
     ) -> ExecResult:
         """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
+        return self.run_and_read(command, timeout_s, env, {})[0]
+
+    def run_and_read(
+        self,
+        command: str,
+        timeout_s: float,
+        env: Mapping[str, str] | None,
+        paths: Mapping[str, int],
+    ) -> tuple[ExecResult, ReadBack]:
+        """`run`, and the regular files at `paths` (relative ones under the workspace, each
+        with its byte limit) as `read_file` gives them, read once the command's leftovers
+        are killed, in the exec that kills them."""
+        full = {
+            p if p.startswith("/") else posixpath.join(self.workdir, p): n for p, n in paths.items()
+        }
         with self._live():
-            return commands.run(
-                self._client.api, self.name, self._config, self._counters, command, timeout_s, env
-            )
+            ran, got = commands.run(
+                self._client.api, self.name, self._config, self._counters, command, timeout_s,
+                env, full,
+            )  # fmt: skip
+        return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         """A regular file's bytes (relative paths are under the workspace), None if absent
@@ -155,7 +173,7 @@ class DockerSandbox:
                 shlex.join(argv),
                 timeout_s,
                 {"PATH": _ROOT_PATH},
-            )
+            )[0]
 
     def make_user_dir(self, path: str) -> None:
         """Create the directory `path` (absolute; its parent must exist) owned by the sandbox

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from codebot.errors import FileTooLarge
+from codebot.protocols import ReadBack
 from codebot.records import ExecResult
 
 __all__ = ["Exec", "ScriptedSandbox", "scripted_sandbox"]
@@ -85,6 +86,22 @@ class ScriptedSandbox:
         if step.junit is not None and found:
             self._reports[found.group(1)] = step.junit
         return ExecResult(command, step.exit_code, step.output, step.duration_s)
+
+    def run_and_read(
+        self,
+        command: str,
+        timeout_s: float,
+        env: Mapping[str, str] | None,
+        paths: Mapping[str, int],
+    ) -> tuple[ExecResult, ReadBack]:
+        result = self.run(command, timeout_s, env)
+        got: ReadBack = {}
+        for path, limit in paths.items():
+            try:
+                got[path] = self.read_file(path, limit)
+            except FileTooLarge as exc:
+                got[path] = exc
+        return result, got
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         data = self._reports.get(path)
