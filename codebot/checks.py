@@ -25,6 +25,9 @@ from codebot.junit import (
     report_of,
 )
 from codebot.lintdiff import (
+    BASELINE_LINT,
+    BASELINE_LINT_FILE,
+    MAX_LINT_BYTES,
     LintBaseline,
     judge_ruff,
     judge_text,
@@ -32,7 +35,7 @@ from codebot.lintdiff import (
     ruff_baseline,
     text_baseline,
 )
-from codebot.protocols import Sandbox
+from codebot.protocols import ReadBack, Sandbox, Step
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
 from codebot.text import clip, tail
@@ -119,49 +122,77 @@ def _checks(
         results.append(_plain_check(sandbox, "build", spec.build, spec.timeout))
         if not results[-1].passed:
             return tuple(results), None, None
-    lint, known = _lint(sandbox, spec, changed, python_repo, expect.lint, baseline)
-    results += [lint] if lint else []
+    # The lint runs with the first test run, in one go (Sandbox.run_steps): one exec less.
+    lint = _lint_step(spec, changed, python_repo, baseline)
     chosen = selection.plan(expect.first, changed) if select else None
     if chosen is None:
-        test, tested = _test_check(sandbox, spec.test, spec.timeout, expect)
+        test, tested, linted = _test_check(sandbox, spec.test, spec.timeout, expect, lint=lint)
     else:
-        test, tested = _selected_then_full(sandbox, spec, chosen, expect)
-    return (*results, test), tested, known
+        test, tested, linted = _selected_then_full(sandbox, spec, chosen, expect, lint)
+    check, known = (
+        _lint(spec, linted, expect.lint, baseline, sandbox.workdir) if linted else (None, None)
+    )
+    return (*results, *([check] if check else []), test), tested, known
 
 
 def _selected_then_full(
-    sandbox: Sandbox, spec: TaskSpec, chosen: selection.Plan, expect: Expectation
-) -> tuple[CheckResult, _Tested]:
+    sandbox: Sandbox,
+    spec: TaskSpec,
+    chosen: selection.Plan,
+    expect: Expectation,
+    lint: _LintStep | None,
+) -> tuple[CheckResult, _Tested, _Linted | None]:
     """The first pass, held to nothing (it runs only some tests on purpose), then unless it
     settles the check, the full suite held to `expect`."""
-    first, tested = _test_check(sandbox, chosen.command, spec.timeout, Expectation())
+    first, tested, linted = _test_check(
+        sandbox, chosen.command, spec.timeout, Expectation(), lint=lint
+    )
     if selection.settles(first, tested[0]):
-        return selection.stopped(chosen, first), tested
-    full, tested = _test_check(sandbox, spec.test, spec.timeout, expect)
-    return selection.followed(chosen, first, full, OUTPUT_CHARS), tested
+        return selection.stopped(chosen, first), tested, linted
+    full, tested, _ = _test_check(sandbox, spec.test, spec.timeout, expect)
+    return selection.followed(chosen, first, full, OUTPUT_CHARS), tested, linted
+
+
+@dataclass(frozen=True)
+class _LintStep:
+    """The lint to run before the tests; `read`: the findings file it writes, read back."""
+
+    step: Step
+    read: Mapping[str, int]
+
+
+_Linted = tuple[ExecResult, ReadBack]  # the lint's run, and what was read back after it
+
+
+def _lint_step(
+    spec: TaskSpec, changed: Sequence[str], python_repo: bool, baseline: bool
+) -> _LintStep | None:
+    """The lint command to run: at the baseline without a spec lint, every ruff finding in the
+    repo (written to a file); else the spec's lint or ruff on the changed files."""
+    if baseline and spec.lint is None:  # no check: the whole repo's findings are no task
+        read = {BASELINE_LINT_FILE: MAX_LINT_BYTES}
+        return _LintStep(Step(BASELINE_LINT, spec.timeout), read) if python_repo else None
+    command = lint_command(spec.lint, changed, python_repo=python_repo)
+    return _LintStep(Step(command, spec.timeout), {}) if command else None
 
 
 def _lint(
-    sandbox: Sandbox,
     spec: TaskSpec,
-    changed: Sequence[str],
-    python_repo: bool,
+    linted: _Linted,
     before: LintBaseline | None,
     baseline: bool,
+    workdir: str,
 ) -> tuple[CheckResult | None, LintBaseline | None]:
     """The lint check judged against `before`; at the baseline, the check as it stands and
     the findings later runs are compared with."""
-    if baseline and spec.lint is None:  # no check: the whole repo's findings are no task
-        return None, ruff_baseline(sandbox, spec.timeout) if python_repo else None
-    command = lint_command(spec.lint, changed, python_repo=python_repo)
-    if command is None:
-        return None, None
-    result = sandbox.run(command, spec.timeout)
-    plain = _plain_result("lint", command, result, spec.timeout)
+    result, got = linted
+    if baseline and spec.lint is None:
+        return None, ruff_baseline(result, got.get(BASELINE_LINT_FILE), workdir)
+    plain = _plain_result("lint", result.command, result, spec.timeout)
     if baseline:
         return plain, text_baseline(result)
     if spec.lint is None:
-        return judge_ruff(plain, result, before, workdir=sandbox.workdir, limit=OUTPUT_CHARS), None
+        return judge_ruff(plain, result, before, workdir=workdir, limit=OUTPUT_CHARS), None
     return judge_text(plain, result, before, limit=OUTPUT_CHARS), None
 
 
@@ -256,19 +287,22 @@ def run_base_tests(
     """The tests with the test files the model added left out: a new test module runs at
     import, before any test, and could patch the code under test for the whole session."""
     ignore = " ".join(shlex.quote(f"--ignore={path}") for path in added)
-    check, _ = _test_check(sandbox, spec.test, spec.timeout, expect, ignore, "base tests")
+    check, _, _ = _test_check(sandbox, spec.test, spec.timeout, expect, ignore, "base tests")
     return check
 
 
-def _run_tests(sandbox: Sandbox, command: str, timeout: int, addopts: str) -> _Tested:
+def _run_tests(
+    sandbox: Sandbox, command: str, timeout: int, addopts: str, lint: _LintStep | None
+) -> tuple[_Tested, _Linted | None]:
     # A fresh, unguessable report path per run: no stale report to delete first (one exec
     # less per iteration), and none the checked code could plant in advance. xunit1 names
     # each test's file, which turns the baseline's failing tests into pytest ids.
     path = f"/tmp/codebot-junit-{secrets.token_hex(8)}.xml"
     opts = f"--junitxml={path} -o junit_family=xunit1 -p no:cacheprovider {addopts}"
-    env = {"PYTEST_ADDOPTS": opts.rstrip()}
-    result, got = sandbox.run_and_read(command, timeout, env, {path: MAX_REPORT_BYTES})
-    return result, report_of(got[path])
+    test = Step(command, timeout, {"PYTEST_ADDOPTS": opts.rstrip()})
+    steps = [lint.step, test] if lint else [test]
+    ran, got = sandbox.run_steps(steps, {**(lint.read if lint else {}), path: MAX_REPORT_BYTES})
+    return (ran[-1], report_of(got[path])), ((ran[0], got) if lint else None)
 
 
 def _test_check(
@@ -278,8 +312,11 @@ def _test_check(
     expect: Expectation,
     addopts: str = "",
     name: CheckName = "test",
-) -> tuple[CheckResult, _Tested]:
-    tested = _run_tests(sandbox, command, timeout, addopts)
+    *,
+    lint: _LintStep | None = None,
+) -> tuple[CheckResult, _Tested, _Linted | None]:
+    """The test check; with `lint`, the lint runs just before the tests, in the same go."""
+    tested, linted = _run_tests(sandbox, command, timeout, addopts, lint)
     result, report = tested
     found = report if isinstance(report, JUnitReport) else parse_pytest_summary(result.output)
     counts = found.counts if found else None
@@ -310,7 +347,7 @@ def _test_check(
         tests_skipped=counts["skipped"] if counts else None,
         failing_tests=kept,
     )
-    return check, tested
+    return check, tested, linted
 
 
 def _held(name: str, report: JUnitReport) -> bool:

@@ -85,6 +85,16 @@ class Recall(Protocol):
 ReadBack = dict[str, bytes | FileTooLarge | None]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One command of several run in one go (`Sandbox.run_steps`), with its own time limit
+    and environment."""
+
+    command: str
+    timeout_s: float
+    env: Mapping[str, str] | None = None
+
+
 class Sandbox(Protocol):
     """An isolated place to run the target repo's commands, alive for one run."""
 
@@ -111,6 +121,17 @@ class Sandbox(Protocol):
     ) -> tuple[ExecResult, ReadBack]:
         """`run`, then the files at `paths` (each with its byte limit) as `read_file` would
         give them, read once nothing the command started is left running."""
+        ...
+
+    def run_steps(
+        self, steps: Sequence[Step], paths: Mapping[str, int]
+    ) -> tuple[tuple[ExecResult, ...], ReadBack]:
+        """The `steps` one after the other, each as `run` runs it (leftovers killed between
+        them), and one `ExecResult` each; then the files at `paths`, as `run_and_read`.
+        Every step runs, whatever an earlier one did; a later step cannot change what an
+        earlier one showed. An implementation may run them in one exec: when an earlier
+        step's output cannot be told from a later one's (a step printed the separator, or
+        killed the shell running them), each step fails with that said."""
         ...
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:

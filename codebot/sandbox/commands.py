@@ -208,22 +208,35 @@ def read_counters(output: bytes) -> tuple[int | None, int | None]:
 
 def _collect(
     api: Any, container: str, config: SandboxConfig, exec_id: str, timeout_s: float
-) -> tuple[_CappedOutput, bool]:
+) -> tuple[CappedOutput, bool]:
     """Read the exec's output until it ends, or the watchdog ends it; and whether it did."""
-    output = _CappedOutput(config.max_output_bytes)
+    output = CappedOutput(config.max_output_bytes)
+    return output, collect(api, container, config, exec_id, timeout_s, output.add)
+
+
+def collect(
+    api: Any,
+    container: str,
+    config: SandboxConfig,
+    exec_id: str,
+    timeout_s: float,
+    add: Callable[[bytes], object],
+) -> bool:
+    """Hand the exec's output to `add` until it ends, or the watchdog ends it after
+    `timeout_s` and a grace; whether the watchdog fired."""
     stream = api.exec_start(exec_id, stream=True)
     kill_all = functools.partial(exec_argv, api, container, config.user, _KILL_ALL)
     with _Watchdog(timeout_s + WATCHDOG_GRACE_S, kill_all, stream) as dog:
         try:
             for chunk in stream:
-                output.add(chunk)
+                add(chunk)
         except Exception:
             if not dog.fired.is_set():
                 raise
-    return output, dog.fired.is_set()
+    return dog.fired.is_set()
 
 
-class _CappedOutput:
+class CappedOutput:
     """Keeps the first and the last half of `limit` bytes of a stream."""
 
     def __init__(self, limit: int) -> None:

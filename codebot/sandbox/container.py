@@ -26,12 +26,13 @@ from codebot import tree
 from codebot.config import SandboxConfig
 from codebot.errors import SandboxError
 from codebot.owner import owner
-from codebot.protocols import ReadBack
+from codebot.protocols import ReadBack, Step
 from codebot.records import ExecResult
 from codebot.sandbox import archive, commands, images
 from codebot.sandbox.commands import BASE_ENV
 from codebot.sandbox.engine import connect, os_reason, translated
 from codebot.sandbox.orphans import LABEL, OWNER_LABEL, remove_patiently, sweep_abandoned
+from codebot.sandbox.steps import run_steps as steps_run
 
 SANDBOX_UID = 65534
 
@@ -137,15 +138,34 @@ class DockerSandbox:
         """`run`, and the regular files at `paths` (relative ones under the workspace, each
         with its byte limit) as `read_file` gives them, read once the command's leftovers
         are killed, in the exec that kills them."""
-        full = {
-            p if p.startswith("/") else posixpath.join(self.workdir, p): n for p, n in paths.items()
-        }
+        full = self._full_paths(paths)
         with self._live():
             ran, got = commands.run(
                 self._client.api, self.name, self._config, self._counters, command, timeout_s,
                 env, full,
             )  # fmt: skip
         return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
+
+    def run_steps(
+        self, steps: Sequence[Step], paths: Mapping[str, int]
+    ) -> tuple[tuple[ExecResult, ...], ReadBack]:
+        """The steps in one exec (codebot.sandbox.steps), then the files at `paths` read back
+        as `run_and_read` reads them."""
+        if len(steps) == 1:
+            step = steps[0]
+            ran, got = self.run_and_read(step.command, step.timeout_s, step.env, paths)
+            return (ran,), got
+        full = self._full_paths(paths)
+        with self._live():
+            ran_all, got = steps_run(
+                self._client.api, self.name, self._config, self._counters, steps, full
+            )
+        return ran_all, {p: got[f] for p, f in zip(paths, full, strict=True)}
+
+    def _full_paths(self, paths: Mapping[str, int]) -> dict[str, int]:
+        return {
+            p if p.startswith("/") else posixpath.join(self.workdir, p): n for p, n in paths.items()
+        }
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         """A regular file's bytes (relative paths are under the workspace), None if absent

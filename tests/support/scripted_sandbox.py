@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from codebot.errors import FileTooLarge
-from codebot.protocols import ReadBack
+from codebot.protocols import ReadBack, Step
 from codebot.records import ExecResult
 
 __all__ = ["Exec", "ScriptedSandbox", "scripted_sandbox"]
@@ -102,6 +102,14 @@ class ScriptedSandbox:
             except FileTooLarge as exc:
                 got[path] = exc
         return result, got
+
+    def run_steps(
+        self, steps: Sequence[Step], paths: Mapping[str, int]
+    ) -> tuple[tuple[ExecResult, ...], ReadBack]:
+        """Each step as its own scripted command, in order."""
+        results = [self.run(s.command, s.timeout_s, s.env) for s in steps[:-1]]
+        last, got = self.run_and_read(steps[-1].command, steps[-1].timeout_s, steps[-1].env, paths)
+        return (*results, last), got
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         data = self._reports.get(path)
