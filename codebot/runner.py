@@ -232,11 +232,11 @@ def solve(
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
     result, final, checked_ahead = _verify(run, result, start, deps, spares)
+    head = _commit(run, result)  # while the sandboxes are removed
     if left := "; ".join(x for x in (closing.wait(), spares.close()) if x):
         on_event(f"warning: {left}")  # e.g. the engine died: the run's own result stands
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
-    head = _commit(run, result)
     record = run.record(
         result,
         start.checks,

@@ -53,6 +53,7 @@ class _Job:
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()
         self.staged = threading.Event()
+        self.checked = threading.Event()  # `result` is final; its sandbox may still be going
         self.tree_id = ""  # git's id of the tree checked, once staged
         self.abandoned = False
         self.result: Verified | None = None
@@ -80,12 +81,11 @@ class _Job:
             except BaseException:  # whatever it was, the verification then runs after the loop
                 self.result = None
             finally:
+                self.checked.set()  # the run goes on while the sandbox is removed
                 with self._lock:
                     sandbox, self._sandbox = self._sandbox, None
                 if sandbox is not None:
                     self.left = close_sandbox(sandbox)
-                if self.result is not None and self.left:
-                    self.result = Verified(self.result.checks, self.left, self.result.duration_s)
 
     def abandon(self) -> None:
         """Stop it: its sandbox is removed (ending what runs in it) in the background, its
@@ -179,7 +179,7 @@ class Speculation:
         job.staged.wait()
         if job.tree_id != tree_id:
             return None
-        job.thread.join()
+        job.checked.wait()
         return job.result
 
     def spare(self) -> Spare:
@@ -190,15 +190,13 @@ class Speculation:
         return self._spare
 
     def close(self) -> str:
-        """End every check and remove every sandbox it made; what could not be removed (a
-        used check's leftover is its result's, said by the verification)."""
-        done = self._job
+        """End every check and remove every sandbox it made (the used check's too, which its
+        result did not wait for); what could not be removed."""
         self._drop()  # and no spare to replace it: the run is over
         left = []
         for job in self._abandoned:
             job.join()
-            if job is not done or job.result is None:
-                left.append(job.left)
+            left.append(job.left)
         self._abandoned = []
         left.append(self._spare.discard() if self._spare is not None else "")
         self._spare = None
