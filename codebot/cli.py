@@ -27,6 +27,7 @@ from codebot.redact import Redactor
 # The commands import what they use when they run: the SDKs (openai, PyGithub, docker,
 # GitPython) cost most of a second, which `codebot --help` and a mistyped flag should not pay.
 if TYPE_CHECKING:
+    from codebot.headstart import HeadStart
     from codebot.local import RunOutcome, RunRequest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
@@ -124,9 +125,18 @@ def dry_run(spec: Path, repo: Path, output: Output, **flags: Any) -> None:
     codebot/<slug> in REPO plus patch.diff, pr.md and run.json under REPO's
     .git/codebot/runs/<run-id>/ (or --runs-dir).
     """
-    from codebot.local import RunRequest
+    from codebot.headstart import HeadStart
 
-    _run(RunRequest(spec, repo.resolve(), _settings(flags)), output)
+    settings = _settings(flags)
+    head = HeadStart(settings)  # the sandbox starts while the modules below are imported
+    try:
+        from codebot.local import RunRequest
+
+        request = RunRequest(spec, repo.resolve(), settings)
+    except BaseException:
+        head.close()
+        raise
+    _run(request, output, head)
 
 
 @cli.command()
@@ -163,8 +173,8 @@ def resume(run_dir: Path, output: Output, **flags: Any) -> None:
 @_output_options
 def example(directory: Path | None, output: Output, **flags: Any) -> None:
     """Create the bundled example repository (a failing test) and dry-run its task on it."""
+    from codebot.configure import preflight
     from codebot.local import RunRequest
-    from codebot.runner import preflight
 
     settings = _settings(flags)
     preflight(settings)  # an endpoint and an engine first: no example left behind for nothing
@@ -232,11 +242,16 @@ def _settings(flags: dict[str, Any]) -> cfg.Settings:
     )
 
 
-def _run(request: RunRequest, output: Output) -> None:
-    from codebot.local import execute
+def _run(request: RunRequest, output: Output, head: HeadStart | None = None) -> None:
+    """Run `request` (with its head start, which is closed whatever happens)."""
+    try:
+        from codebot.local import execute
 
-    with _watching(output) as on_event:
-        outcome = execute(request, on_event=on_event)
+        with _watching(output) as on_event:
+            outcome = execute(request, on_event=on_event, head=head)
+    finally:
+        if head is not None:
+            head.close()  # a no-op once `execute` has closed it
     _print_outcome(outcome, output)
     if output.json:
         _echo(outcome.files.run_json.read_text(encoding="utf-8").rstrip("\n"))

@@ -116,8 +116,8 @@ def detect_command(repo: Path) -> None:
     """Print a .codebot.yml fragment with the setup, build, lint and test commands that
     REPO's own files (CI workflows, tox, package.json, pyproject, go.mod, Makefile...)
     ask for, each under a comment naming the file and line it came from."""
+    from codebot.configure import detect_at
     from codebot.detect import to_yaml
-    from codebot.local import detect_at
 
     _echo(to_yaml(detect_at(repo.resolve(), None)).rstrip("\n"))
 

@@ -129,7 +129,7 @@ def init_command(repo: Path, check: bool, force: bool, action: str) -> None:
     if check:
         _check_config(repo / scaffold.CONFIG)
         return
-    from codebot.local import detect_at
+    from codebot.configure import detect_at
 
     files = {
         scaffold.CONFIG: scaffold.config_text(detect_at(repo, None)),

@@ -454,3 +454,9 @@ def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default:
 
 def _opt_num(env: Mapping[str, str], key: str) -> float | None:
     return _num(env, key, 0.0) if env.get(key) else None
+
+
+def run_sandbox(settings: Settings, image: str) -> SandboxConfig:
+    """How a run's (or its verification's) sandbox is made from `image`: with no network and
+    no CA bundle, whatever a setup builder had."""
+    return replace(settings.sandbox, image=image, network=False, ca_bundle="")

@@ -282,7 +282,7 @@ def probe_endpoint(model: cfg.ModelConfig) -> Endpoint:
 
 
 def probe_repo(path: Path) -> Repo:
-    from codebot.local import detect_at
+    from codebot.configure import detect_at
     from codebot.workspace import tracked_files_at
 
     try:

@@ -25,7 +25,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
 from codebot.checks import run_setup
-from codebot.config import SandboxConfig, Settings
+from codebot.config import SandboxConfig, Settings, run_sandbox
 from codebot.diagnose import program_of
 from codebot.errors import SandboxError
 from codebot.protocols import Sandbox
@@ -168,7 +168,7 @@ def fill(sandbox: Sandbox, env: Environment, tree: Path, deleted: Sequence[str] 
 def sandbox_config(settings: Settings, env: Environment) -> SandboxConfig:
     """How a run's (or its verification's) sandbox is made: from the environment's image,
     with no network and no CA bundle, whatever the builder had."""
-    return replace(settings.sandbox, image=env.image, network=False, ca_bundle="")
+    return run_sandbox(settings, env.image)
 
 
 def restore(sandbox: Sandbox, timeout_s: float = 300) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from codebot import ci_followup, gitapi, pr_history, prompts, prose, publish, report, stops
 from codebot import config as cfg
+from codebot.configure import preflight, with_overrides
 from codebot.detect import detect_from
 from codebot.errors import CodebotError, ConfigError, ForgeError
 from codebot.events import Ignore, Refusal, ReviewContext, Trigger, load_event, trigger_from_event
@@ -28,7 +29,7 @@ from codebot.issue_spec import spec_from_issue
 from codebot.protocols import Forge
 from codebot.records import IssueInfo, PullInfo, RepoInfo, RunRecord
 from codebot.redact import Redactor
-from codebot.runner import Event, preflight, solve, with_overrides
+from codebot.runner import Event, solve
 from codebot.spec import TaskSpec, parse_spec, slugify, spec_from_data
 from codebot.workspace import Workspace, remote_branches
 

@@ -17,7 +17,6 @@ codebot.speculate, codebot.lanes, codebot.environment).
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
+from codebot.headstart import HeadStart, new_run_id
 from codebot.lanes import Lanes, lane_run_ids
 from codebot.loop import Loop, LoopResult, run_loop
 from codebot.parsing import Ahead
@@ -49,7 +49,7 @@ from codebot.records import (
     iteration_from_dict,
 )
 from codebot.redact import Redactor
-from codebot.sandbox import DockerSandbox, cleanup_orphans, ping
+from codebot.sandbox import DockerSandbox, cleanup_orphans
 from codebot.sandboxes import Closing, Spare, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.speculate import Speculation, speculates
@@ -89,23 +89,6 @@ class Prior:
         kept = [i for i in data["iterations"] if i["decision"] == "retry"]
         its = tuple(iteration_from_dict(i) for i in kept)
         return cls(data["run_id"], data["base_commit"], its)
-
-
-def preflight(settings: cfg.Settings) -> None:
-    """What must hold before any side effect: a model to ask and a sandbox to run in."""
-    cfg.require_model(settings)
-    ping(settings.sandbox.image)
-
-
-def with_overrides(spec: TaskSpec, settings: cfg.Settings) -> TaskSpec:
-    """The operator's limits (flags, action inputs) win over the spec's."""
-    if settings.max_iterations is not None:
-        spec = replace(spec, max_iterations=settings.max_iterations)
-    if settings.max_cost_usd is not None:
-        spec = replace(spec, budget=replace(spec.budget, max_cost_usd=settings.max_cost_usd))
-    if settings.max_minutes is not None:
-        spec = replace(spec, budget=replace(spec.budget, max_minutes=settings.max_minutes))
-    return spec
 
 
 @dataclass(frozen=True)
@@ -200,18 +183,22 @@ def solve(
     on_event: Event = quiet,
     model: Model | None = None,
     prior: Prior | None = None,
+    head: HeadStart | None = None,
 ) -> Solved:
     """Sandbox up, baseline, loop, commit: the part every entry point shares.
 
     The sandbox is removed on every exit path; the workspace belongs to the caller. run.json
     is rewritten after every iteration, so a run killed outright can still be resumed.
+    `head`: the run's id and maybe its sandbox, started ahead (codebot.configure); the
+    caller closes it.
     """
     asked, redact = _asked(model, settings, env)
-    run = _begin(spec, settings, ws, asked.name, redact, on_event, prior)
+    head = None if prior else head
+    run = _begin(spec, settings, ws, asked.name, redact, on_event, prior, head)
     ahead = context.parse_ahead(ws.path, ws.tracked_files(), settings.context_exclude)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
-    sandbox = _start_sandbox(run, deps)
+    sandbox = _start_sandbox(run, deps, head)
     # The verification's sandbox, starting meanwhile, and those that replace it.
     spares = Speculation(settings, deps, run.run_id, ws, Spare(settings, deps, run.run_id))
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
@@ -232,7 +219,7 @@ def solve(
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
     result, final, checked_ahead = _verify(run, result, start, deps, spares)
-    head = _commit(run, result)  # while the sandboxes are removed
+    commit = _commit(run, result)  # while the sandboxes are removed
     if left := "; ".join(x for x in (closing.wait(), spares.close()) if x):
         on_event(f"warning: {left}")  # e.g. the engine died: the run's own result stands
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
@@ -242,8 +229,8 @@ def solve(
         start.checks,
         {**start.timings, **final.timings, "total_s": run.lap()},
         final_checks=final.checks,
-        head_commit=head,
-        files_changed=tuple(ws.staged_files()) if head or result.changed else (),
+        head_commit=commit,
+        files_changed=tuple(ws.staged_files()) if commit or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
         notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
         + ((VERIFIED_AHEAD,) if checked_ahead else ()),
@@ -292,8 +279,9 @@ def _begin(
     redact: Redactor,
     on_event: Event,
     prior: Prior | None,
+    head: HeadStart | None,
 ) -> Run:
-    run_id = prior.run_id if prior else time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    run_id = prior.run_id if prior else head.run_id if head else new_run_id()
     if prior:  # what a killed run left
         for left in (run_id, f"{run_id}-env", f"{run_id}-verify", *lane_run_ids(run_id, 8)):
             cleanup_orphans(left)
@@ -315,8 +303,10 @@ def _environment(run: Run) -> Environment:
     return env
 
 
-def _start_sandbox(run: Run, env: Environment) -> DockerSandbox:
-    sandbox = DockerSandbox.start(environment.sandbox_config(run.settings, env), run.run_id)
+def _start_sandbox(run: Run, env: Environment, head: HeadStart | None) -> DockerSandbox:
+    config = environment.sandbox_config(run.settings, env)
+    started = head.sandbox_for(config) if head else None
+    sandbox = started or DockerSandbox.start(config, run.run_id)
     if sandbox.swept:
         run.on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
     return sandbox

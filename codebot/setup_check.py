@@ -16,10 +16,10 @@ from pathlib import Path
 from codebot import config as cfg
 from codebot import environment
 from codebot.checks import baseline_checks
+from codebot.configure import detect_at
 from codebot.detect import to_yaml
 from codebot.diagnose import environment_problem
 from codebot.errors import ConfigError
-from codebot.local import detect_at
 from codebot.records import CheckResult
 from codebot.runner import Event
 from codebot.sandbox import DockerSandbox, ping

@@ -43,7 +43,7 @@ class RunSummary:
 def runs_dirs(asked: Path | None, cwd: Path) -> list[Path]:
     """Where to look: `--runs-dir`, else the enclosing repository's `.git/codebot/runs` (local
     runs) and `./.codebot/runs` (GitHub runs, older runs), those that exist."""
-    from codebot.local import git_dir
+    from codebot.configure import git_dir
 
     if asked is not None:
         return [asked.resolve()]

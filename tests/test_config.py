@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from codebot import config as cfg
+from codebot.configure import with_overrides
 from codebot.errors import ConfigError
-from codebot.runner import with_overrides
 from codebot.spec import Budget, TaskSpec
 
 
