@@ -125,17 +125,12 @@ def dry_run(spec: Path, repo: Path, output: Output, **flags: Any) -> None:
     codebot/<slug> in REPO plus patch.diff, pr.md and run.json under REPO's
     .git/codebot/runs/<run-id>/ (or --runs-dir).
     """
+    from codebot.configure import RunRequest, configure
     from codebot.headstart import HeadStart
 
-    settings = _settings(flags)
-    head = HeadStart(settings)  # the sandbox starts while the modules below are imported
-    try:
-        from codebot.local import RunRequest
-
-        request = RunRequest(spec, repo.resolve(), settings)
-    except BaseException:
-        head.close()
-        raise
+    request = RunRequest(spec, repo.resolve(), _settings(flags))
+    # Checked before any side effect; then the sandbox starts while the runner is imported.
+    head = HeadStart(*configure(request))
     _run(request, output, head)
 
 

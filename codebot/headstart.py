@@ -1,14 +1,11 @@
-"""A run's head start: its sandbox started from the moment `codebot dry-run` has its
-arguments, in a thread of its own, while the rest of codebot is imported and the run is
-configured.
+"""A run's head start: once the run is configured (settings and spec checked, nothing done
+yet), its sandbox starts in a thread of its own while the rest of codebot is imported.
 
-The container takes ~0.2 s to start in the engine, most of it waiting; the imports and the
-configuration ~0.35 s of work: done one after the other, they were a third of a trivial
-run. The sandbox is made from the operator's settings (flags, environment) and their image:
-what a run with no setup step, no image of its toolchain and no sandbox settings in its
-`.codebot.yml` makes. The run takes it only when it would make exactly that one
-(`sandbox_for`), and else starts its own. This module imports nothing heavy itself, so the
-thread begins before the main thread's imports do.
+The container takes ~0.2 s to start in the engine, most of it waiting; importing the runner,
+the context and edit machinery ~0.15 s of work: done one after the other, they added up.
+Made for a run with no setup step, whose sandbox depends on its settings alone; the run
+takes it only when it would make exactly that one (`sandbox_for`), and else starts its own.
+This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from codebot.config import SandboxConfig, Settings
     from codebot.sandbox import DockerSandbox
+    from codebot.spec import TaskSpec
 
 
 def new_run_id() -> str:
@@ -28,12 +26,14 @@ def new_run_id() -> str:
 
 
 class HeadStart:
-    """See the module's docstring. Whoever made it must `close` it: a sandbox the run did
-    not take is removed then."""
+    """See the module's docstring: the run's configured spec and settings, its id, and maybe
+    its sandbox. Whoever made it must `close` it: a sandbox the run did not take is removed
+    then."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, spec: TaskSpec, settings: Settings) -> None:
         from codebot.config import run_sandbox
 
+        self.spec, self.settings = spec, settings  # as `codebot.configure.configure` gave them
         self.run_id = new_run_id()
         self._config = run_sandbox(settings, settings.sandbox.image)
         self._lock = threading.Lock()
@@ -46,6 +46,8 @@ class HeadStart:
     def _go(self) -> None:
         from codebot.sandbox import DockerSandbox
 
+        if self.spec.setup:  # its sandbox comes from the environment the run prepares first
+            return
         try:
             sandbox = DockerSandbox.start(self._config, self.run_id)
         except Exception:  # the run starts its own, and says what fails then

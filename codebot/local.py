@@ -36,8 +36,8 @@ def execute(
     head: HeadStart | None = None,
 ) -> RunOutcome:
     """`codebot dry-run`: everything but push and PR; the branch is copied back locally.
-    `head`: the run's head start (its sandbox maybe starting); closed here whatever
-    happens."""
+    `head`: the run's head start, made from `request` (configured, its sandbox maybe
+    starting); closed here whatever happens."""
     try:
         return _execute(request, env, on_event, model, head)
     finally:
@@ -52,7 +52,7 @@ def _execute(
     model: Model | None,
     head: HeadStart | None,
 ) -> RunOutcome:
-    spec, settings = configure(request)
+    spec, settings = (head.spec, head.settings) if head else configure(request)
     env = os.environ if env is None else env
     prior = Prior.load(request.resume, spec) if request.resume else None
     base = prior.base_commit if prior else spec.base

@@ -1,5 +1,5 @@
-"""A run's head start (codebot.headstart): the sandbox started from the operator's settings
-before the run is configured; taken only when the run would make exactly that one, and
+"""A run's head start (codebot.headstart): once the run is configured, its sandbox started
+while the rest of codebot is imported; taken only when the run would make exactly that one,
 removed otherwise, whatever happens. In the real engine; a whole run through the CLI too."""
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import pytest
 from codebot import config as cfg
 from codebot.headstart import HeadStart
 from codebot.sandbox import DockerSandbox
+from codebot.spec import TaskSpec
 from tests.support.docker_fixtures import sandbox_leftovers
 from tests.support.git_repos import make_repo
 from tests.test_end_to_end import cli_env, codebot, run_dir
 from tests.test_loop import block
 
 pytestmark = pytest.mark.docker
+SPEC = TaskSpec(title="Fix add", description="add subtracts", test="python3 -m pytest -q")
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def _config(settings: cfg.Settings) -> cfg.SandboxConfig:
 def test_the_run_takes_the_sandbox_made_as_it_would_make_it(
     settings: cfg.Settings, docker_client: docker.DockerClient, no_leftover_containers: None
 ) -> None:
-    head = HeadStart(settings)
+    head = HeadStart(SPEC, settings)
     sandbox = head.sandbox_for(_config(settings))
     try:
         assert sandbox is not None and sandbox.name == f"codebot-{head.run_id}"
@@ -50,7 +52,7 @@ def test_the_run_takes_the_sandbox_made_as_it_would_make_it(
 def test_a_sandbox_made_otherwise_is_removed_and_its_name_freed(
     settings: cfg.Settings, docker_client: docker.DockerClient, no_leftover_containers: None
 ) -> None:
-    head = HeadStart(settings)
+    head = HeadStart(SPEC, settings)
     other = replace(_config(settings), memory="300m")  # e.g. set in the repo's .codebot.yml
 
     assert head.sandbox_for(other) is None
@@ -64,7 +66,7 @@ def test_a_sandbox_made_otherwise_is_removed_and_its_name_freed(
 def test_closing_an_untaken_head_start_leaves_nothing(
     settings: cfg.Settings, docker_client: docker.DockerClient, wait: bool
 ) -> None:
-    head = HeadStart(settings)
+    head = HeadStart(SPEC, settings)
     if wait:  # started, never taken
         head._thread.join()
     # else closed while the container may still be starting
@@ -77,7 +79,7 @@ def test_without_an_engine_the_head_start_gives_nothing_and_raises_nothing(
     settings: cfg.Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
-    head = HeadStart(settings)
+    head = HeadStart(SPEC, settings)
 
     assert head.sandbox_for(_config(settings)) is None  # the run starts its own, and says why
     assert head.close() == ""
@@ -110,3 +112,13 @@ def test_a_dry_run_passes_with_or_without_the_sandbox_started_ahead(
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((run_dir(runs) / "run.json").read_text())
     assert record["stop_reason"] == "passed"
+
+
+def test_a_spec_with_a_setup_step_gets_no_head_start(
+    settings: cfg.Settings, docker_client: docker.DockerClient
+) -> None:
+    head = HeadStart(replace(SPEC, setup="pip install -e ."), settings)
+
+    assert head.sandbox_for(_config(settings)) is None  # its sandbox comes from its environment
+    assert head.close() == ""
+    assert sandbox_leftovers(docker_client, head.run_id) == []
