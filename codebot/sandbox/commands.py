@@ -1,7 +1,7 @@
-"""One command in the sandbox: the shell wrapper around it, its capped output, the watchdog
-behind its time limit, and the cleanup exec after it, which alone reads the cgroup counters
-and the files the caller wants back (a test report): read after everything the command
-started is dead, in the exec the cleanup takes anyway, rather than one round trip more each.
+"""The parts of running commands in the sandbox (codebot.sandbox.steps runs them): capped
+output, the watchdog behind a time limit, the cgroup counters, reading files back once
+everything a command started is dead, and the cleanup exec run when a command's wrapper did
+not end as it should.
 
 Docker errors propagate from here; `DockerSandbox.run` translates them.
 """
@@ -19,7 +19,6 @@ from typing import Any
 from codebot.config import SandboxConfig
 from codebot.errors import FileTooLarge, SandboxError
 from codebot.protocols import ReadBack
-from codebot.records import ExecResult
 from codebot.sandbox.engine import GONE_FIX
 
 BASE_ENV: Mapping[str, str] = {
@@ -37,32 +36,25 @@ WATCHDOG_GRACE_S = 5.0
 _KILL_ALL = ["kill", "-9", "-1"]
 # Kill what a command left running, then read the cgroup's counters (v2, then v1): OOM kills,
 # and forks refused at the pids limit.
-_COUNTERS = (
+COUNTERS = (
     "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; "
     "echo pids; cat /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events 2>/dev/null"
 )
-# The host's cleanup after every command, in an exec of its own: nothing the command printed
-# or did to its wrapper (which it can read, signal and imitate) decides whether it runs.
-# Then each file asked for ($1 its byte limit, $2 its path, and so on): a header line with its
-# size ("-" when it is no regular file), and its bytes unless that size is over the limit.
-# Nothing can change a file between its stat and its read: whatever could is killed first.
+# Each file asked for ($1 its byte limit, $2 its path, and so on): a header line with its size
+# ("-" when it is no regular file), and its bytes unless that size is over the limit. Run once
+# everything the command started is killed: nothing can change a file between its stat and
+# its read.
 _READ_MARK = b"\ncodebot-read-back "
-_AFTER_RUN = (
-    f"kill -9 -1 2>/dev/null; {_COUNTERS}; "
+READ_LOOP = (
     'while [ $# -gt 1 ]; do printf "\\ncodebot-read-back "; '
     'if [ -f "$2" ] && [ ! -h "$2" ] && s=$(stat -c %s -- "$2" 2>/dev/null); then '
     'printf "%s\\n" "$s"; if [ "$s" -le "$1" ]; then head -c "$1" -- "$2"; fi; '
-    'else printf -- "-\\n"; fi; shift 2; done; true'
+    'else printf -- "-\\n"; fi; shift 2; done'
 )
-# $1 the time limit, $2 the command. The wrapper kills leftovers before the command (what
-# outlived an earlier cleanup) and after it (so nothing left holding the output pipe keeps
-# the exec open); `kill -1` spares the caller. Both are conveniences: the command can kill
-# its wrapper, so only `_AFTER_RUN` is relied on. The command's stderr joins its stdout: one
-# pipe keeps the order in which things were written (the engine relays two pipes in any order).
-_WRAPPER = (
-    'kill -9 -1 2>/dev/null; timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; '
-    "kill -9 -1 2>/dev/null; exit $rc"
-)
+# The host's cleanup after a command whose wrapper did not end as it should (codebot.sandbox
+# .steps): in an exec of its own, so that nothing the command printed or did to its wrapper
+# (which it can read, signal and imitate) decides whether it runs.
+_AFTER_RUN = f"kill -9 -1 2>/dev/null; {COUNTERS}; {READ_LOOP}; true"
 
 
 class CgroupCounters:
@@ -88,48 +80,6 @@ class CgroupCounters:
         seen = oom_kills > self._oom_kills
         self._oom_kills = oom_kills
         return seen
-
-
-def run(
-    api: Any,
-    container: str,
-    config: SandboxConfig,
-    counters: CgroupCounters,
-    command: str,
-    timeout_s: float,
-    env: Mapping[str, str] | None,
-    read: Mapping[str, int] | None = None,
-) -> tuple[ExecResult, ReadBack]:
-    """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it;
-    and the files at `read` (absolute paths, each with its byte limit) as they were then."""
-    limit = f"{max(timeout_s, 0.01):.2f}"  # `timeout 0` would mean no limit at all
-    argv = ["sh", "-c", _WRAPPER, "sh", limit, command]
-    started = time.monotonic()
-    exec_id = api.exec_create(
-        container,
-        argv,
-        user=config.user,
-        workdir=config.workdir,
-        environment={**BASE_ENV, **(env or {})},
-    )["Id"]
-    output, fired = _collect(api, container, config, exec_id, timeout_s)
-    code = exit_code(api, exec_id)
-    duration = time.monotonic() - started
-    oom_kills, forks_refused, files = after_run(api, container, config.user, read or {})
-    text, truncated = output.text()
-    timed_out = fired or (code in (124, 137) and duration >= timeout_s)
-    if code is None:
-        code = 124 if timed_out else -1
-    return ExecResult(
-        command=command,
-        exit_code=code,
-        output=text,
-        duration_s=round(duration, 3),
-        timed_out=timed_out,
-        truncated=truncated,
-        oom_killed=counters.record_oom_kills(oom_kills, code, timed_out),
-        pids_limited=counters.record_forks_refused(forks_refused),
-    ), files
 
 
 def exec_argv(api: Any, container: str, user: str, argv: list[str]) -> bytes:
@@ -170,6 +120,12 @@ def after_run(
             + (f" ({lines[0][:200]})" if lines else ""),
             GONE_FIX,
         )
+    return read_cleanup(output, read)
+
+
+def read_cleanup(output: bytes, read: Mapping[str, int]) -> tuple[int | None, int | None, ReadBack]:
+    """The cgroup counters and the files at `read` from what `COUNTERS` then `READ_LOOP`
+    wrote; SandboxError when it does not hold exactly that."""
     said, _, files = output.partition(_READ_MARK)
     return (*read_counters(said), read_back(_READ_MARK + files if files else b"", read))
 
@@ -195,23 +151,17 @@ def read_back(output: bytes, read: Mapping[str, int]) -> ReadBack:
             files[path], at = data, at + int(size)
         else:
             raise SandboxError(f"{path} was cut short reading it back from the sandbox", GONE_FIX)
+    if at != len(output):
+        raise SandboxError("more than the files asked for came back from the sandbox", GONE_FIX)
     return files
 
 
 def read_counters(output: bytes) -> tuple[int | None, int | None]:
-    """The OOM-kill and refused-fork counts from `_COUNTERS` output (None if unreadable)."""
+    """The OOM-kill and refused-fork counts from `COUNTERS` output (None if unreadable)."""
     memory, _, pids = (b"\n" + output).partition(b"\npids\n")
     oom = re.search(rb"^oom_kill (\d+)$", memory, re.MULTILINE)
     refused = re.search(rb"^max (\d+)$", pids, re.MULTILINE)
     return (int(oom.group(1)) if oom else None, int(refused.group(1)) if refused else None)
-
-
-def _collect(
-    api: Any, container: str, config: SandboxConfig, exec_id: str, timeout_s: float
-) -> tuple[CappedOutput, bool]:
-    """Read the exec's output until it ends, or the watchdog ends it; and whether it did."""
-    output = CappedOutput(config.max_output_bytes)
-    return output, collect(api, container, config, exec_id, timeout_s, output.add)
 
 
 def collect(

@@ -1,8 +1,8 @@
 """DockerSandbox: the run's one container and its volumes, from creation to removal.
 
-What goes into the workspace (which files, as a tar) is `tree.py`; running a command is
-`commands.py`; reading a file back is `archive.py`; committing a dependency builder as an
-image, and the images themselves, are `images.py`.
+What goes into the workspace (which files, as a tar) is `tree.py`; running commands is
+`steps.py` (its parts in `commands.py`); reading a file back is `archive.py`; committing a
+dependency builder as an image, and the images themselves, are `images.py`.
 """
 
 from __future__ import annotations
@@ -138,29 +138,20 @@ class DockerSandbox:
         """`run`, and the regular files at `paths` (relative ones under the workspace, each
         with its byte limit) as `read_file` gives them, read once the command's leftovers
         are killed, in the exec that kills them."""
-        full = self._full_paths(paths)
-        with self._live():
-            ran, got = commands.run(
-                self._client.api, self.name, self._config, self._counters, command, timeout_s,
-                env, full,
-            )  # fmt: skip
-        return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
+        ran, got = self.run_steps([Step(command, timeout_s, env)], paths)
+        return ran[0], got
 
     def run_steps(
         self, steps: Sequence[Step], paths: Mapping[str, int]
     ) -> tuple[tuple[ExecResult, ...], ReadBack]:
-        """The steps in one exec (codebot.sandbox.steps), then the files at `paths` read back
-        as `run_and_read` reads them."""
-        if len(steps) == 1:
-            step = steps[0]
-            ran, got = self.run_and_read(step.command, step.timeout_s, step.env, paths)
-            return (ran,), got
+        """The steps in one exec, the cleanup after them and the files at `paths` read back
+        (codebot.sandbox.steps)."""
         full = self._full_paths(paths)
         with self._live():
-            ran_all, got = steps_run(
+            ran, got = steps_run(
                 self._client.api, self.name, self._config, self._counters, steps, full
             )
-        return ran_all, {p: got[f] for p, f in zip(paths, full, strict=True)}
+        return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
 
     def _full_paths(self, paths: Mapping[str, int]) -> dict[str, int]:
         return {
@@ -184,16 +175,9 @@ class DockerSandbox:
         sandbox user owns. PATH holds only root-owned system directories.
         """
         root = dataclasses.replace(self._config, user="0:0")
+        step = Step(shlex.join(argv), timeout_s, {"PATH": _ROOT_PATH})
         with self._live():
-            return commands.run(
-                self._client.api,
-                self.name,
-                root,
-                self._counters,
-                shlex.join(argv),
-                timeout_s,
-                {"PATH": _ROOT_PATH},
-            )[0]
+            return steps_run(self._client.api, self.name, root, self._counters, [step], {})[0][0]
 
     def make_user_dir(self, path: str) -> None:
         """Create the directory `path` (absolute; its parent must exist) owned by the sandbox

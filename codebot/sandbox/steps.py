@@ -1,17 +1,21 @@
-"""Several commands in one exec: a check round's lint and tests, one after the other.
+"""Commands in the sandbox: one or several steps (a check round's lint and tests) in one exec,
+with the cleanup after them in the same exec when it can be trusted.
 
-Each exec costs ~50 ms on top of its command here (runc joins the container's namespaces
-and cgroup), and each command is followed by its cleanup exec: a round of lint then tests
-took four execs, now two. The wrapper runs each step as `commands` runs one (its time
-limit, leftovers killed after it) and writes a separator after each step but the last: a
-newline, a nonce drawn for this exec, and the step's exit code. The last step's exit code is
-the exec's own, and the cleanup exec after it is the one `commands` runs.
+Each exec costs ~50 ms here on top of its command (runc joins the container's namespaces and
+cgroup). A round of lint then tests took four (each command, then its cleanup exec), now one.
+The wrapper runs each step under its own time limit, kills what it left running, and writes
+a separator: a newline, a nonce drawn for this exec, and the step's exit code. After the last
+step it writes the end: the nonce, `end` and the exit code, then the cgroup counters and the
+files asked for (`commands.READ_LOOP`), all read once everything the steps started is dead.
 
-What a step shows cannot be changed by a later one: the earlier output is on the host
-before a later step starts. A step may learn the nonce (the wrapper's command line is
-readable) and print a separator, or kill the shell running the steps: then the number of
-separators is not one fewer than the steps, and every step fails, saying so. A forged
-separator can only ever make a step fail, never pass.
+What a step shows cannot be changed by a later one: it is on the host before the later one
+starts. A step may learn the nonce (the wrapper's command line is readable) and print a
+separator, or kill the shell running the steps. The end is trusted only when it is the one
+end in the output, its exit code is the exec's own and what follows it is exactly what the
+script writes; otherwise the cleanup runs again in an exec of its own (`commands.after_run`),
+so nothing a command does decides whether the cleanup runs. When the separators are not one
+fewer than the steps, every step fails, saying so. A forged separator or end can only ever
+make a step fail, never pass.
 """
 
 from __future__ import annotations
@@ -19,50 +23,71 @@ from __future__ import annotations
 import secrets
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from codebot.config import SandboxConfig
+from codebot.errors import SandboxError
 from codebot.protocols import ReadBack, Step
 from codebot.records import ExecResult
 from codebot.sandbox.commands import (
     BASE_ENV,
+    COUNTERS,
+    READ_LOOP,
     CappedOutput,
     CgroupCounters,
     after_run,
     collect,
     exit_code,
+    read_cleanup,
 )
 
-# $1 the nonce; then each step's time limit and command. After every step but the last: the
-# separator, then the next step; the last step's exit code is the wrapper's.
+# $1 the nonce, $2 how many steps; then each step's time limit and command; then each file's
+# byte limit and path. Leftovers are killed before the first step (what outlived an earlier
+# cleanup) and after each step (so nothing holds the output pipe open); `kill -1` spares the
+# caller. Each step's stderr joins its stdout: one pipe keeps the order things were written.
 _WRAPPER = (
-    "n=$1; shift; kill -9 -1 2>/dev/null; while [ $# -gt 1 ]; do "
-    'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; shift 2; '
-    'if [ $# -lt 2 ]; then exit $rc; fi; printf "\\n%s %s\\n" "$n" "$rc"; done'
+    "n=$1; k=$2; shift 2; kill -9 -1 2>/dev/null; while [ $k -gt 0 ]; do "
+    'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; '
+    'shift 2; k=$((k - 1)); if [ $k -gt 0 ]; then printf "\\n%s %s\\n" "$n" "$rc"; fi; done; '
+    f'printf "\\n%s end %s\\n" "$n" "$rc"; {COUNTERS}; {READ_LOOP}; exit $rc'
 )
 UNSPLIT = (
     "codebot ran these commands in one exec and cannot tell their output apart: a command "
     "printed the separator between them, or ended the shell that ran them; each counts as failed"
 )
-_CODE_ROOM = 8  # the longest exit code a separator carries, with its newline
+_CODE_ROOM = 12  # the longest `end <exit code>` a separator carries, with its newline
+_COUNTERS_ROOM = 64 << 10  # the cgroup counters' text, with room to spare
+
+
+@dataclass
+class _End:
+    code: int
+    at: float  # when it arrived
+    tail: bytearray  # what followed it: counters and files
+    over: bool = False  # more followed than the script writes
 
 
 class _Sections:
-    """The exec's output cut at each separator: each part capped as `CappedOutput` caps one
-    command's, the exit code and arrival time of each separator."""
+    """The exec's output cut at each separator, each part capped as `CappedOutput` caps one
+    command's; the end and what follows it, up to `tail_limit` bytes."""
 
-    def __init__(self, limit: int, mark: bytes) -> None:
-        self._limit, self._mark = limit, mark
+    def __init__(self, limit: int, mark: bytes, tail_limit: int) -> None:
+        self._limit, self._mark, self._tail_limit = limit, mark, tail_limit
         self.parts = [CappedOutput(limit)]
-        self.codes: list[int | None] = []
+        self.codes: list[int] = []
         self.times: list[float] = []
+        self.end: _End | None = None
         self._pending = bytearray()
 
     def add(self, chunk: bytes) -> None:
+        if self.end is not None:
+            self._to_tail(chunk)
+            return
         self._pending += chunk
         mark = self._mark
-        while True:
+        while self.end is None:
             at = self._pending.find(mark)
             if at < 0:  # a separator may begin at the end: keep what could be its start
                 self._give(max(0, len(self._pending) - len(mark) + 1))
@@ -71,15 +96,36 @@ class _Sections:
             if end < 0 and len(self._pending) - at - len(mark) < _CODE_ROOM:
                 self._give(at)  # wait for the rest of the separator
                 return
-            code = bytes(self._pending[at + len(mark) : end]) if end >= 0 else b""
+            said = bytes(self._pending[at + len(mark) : end]) if end >= 0 else b""
+            last = said.startswith(b"end ")
+            code = said.removeprefix(b"end ")
             if end < 0 or not code.isdigit():  # the nonce, but no separator: plain output
                 self._give(at + 1)
                 continue
             self._give(at)
             del self._pending[: end + 1 - at]
-            self.codes.append(int(code))
-            self.times.append(time.monotonic())
-            self.parts.append(CappedOutput(self._limit))
+            if last:
+                self.end = _End(int(code), time.monotonic(), bytearray())
+                rest, self._pending = bytes(self._pending), bytearray()
+                self._to_tail(rest)
+            else:
+                self.codes.append(int(code))
+                self.times.append(time.monotonic())
+                self.parts.append(CappedOutput(self._limit))
+
+    @property
+    def forged(self) -> bool:
+        """Whether an end came before the wrapper's own (whose follows it), or more came
+        after the end than the wrapper writes."""
+        end = self.end
+        return end is not None and (end.over or self._mark + b"end " in end.tail)
+
+    def _to_tail(self, chunk: bytes) -> None:
+        assert self.end is not None
+        if len(self.end.tail) + len(chunk) > self._tail_limit:
+            self.end.over = True
+            return
+        self.end.tail += chunk
 
     def finish(self) -> None:
         self._give(len(self._pending))
@@ -96,25 +142,30 @@ def run_steps(
     config: SandboxConfig,
     counters: CgroupCounters,
     steps: Sequence[Step],
-    read: dict[str, int],
+    read: Mapping[str, int],
 ) -> tuple[tuple[ExecResult, ...], ReadBack]:
-    """Run `steps` in one exec (see the module's docstring), then the cleanup exec, which
-    reads `read` (absolute paths, each with its byte limit) back."""
+    """Run `steps` in one exec (see the module's docstring), cleaning up after them and
+    reading `read` back (absolute paths, each with its byte limit)."""
+    assert steps, "at least one step"
     nonce = secrets.token_hex(12)
-    argv = ["sh", "-c", _WRAPPER, "sh", nonce]
+    argv = ["sh", "-c", _WRAPPER, "sh", nonce, str(len(steps))]
     for step in steps:
-        argv += [f"{max(step.timeout_s, 0.01):.2f}", _with_env(step)]
+        argv += [f"{max(step.timeout_s, 0.01):.2f}", _with_env(step, alone=len(steps) == 1)]
+    argv += [str(arg) for path, limit in read.items() for arg in (max(limit, 0), path)]
+    env = {**BASE_ENV, **((steps[0].env or {}) if len(steps) == 1 else {})}
     started = time.monotonic()
     exec_id = api.exec_create(
-        container, argv, user=config.user, workdir=config.workdir, environment=dict(BASE_ENV)
+        container, argv, user=config.user, workdir=config.workdir, environment=env
     )["Id"]
-    sections = _Sections(config.max_output_bytes, f"\n{nonce} ".encode())
-    fired = collect(api, container, config, exec_id, sum(s.timeout_s for s in steps), sections.add)
+    tail_limit = _COUNTERS_ROOM + sum(limit + 64 for limit in read.values())
+    sections = _Sections(config.max_output_bytes, f"\n{nonce} ".encode(), tail_limit)
+    total = sum(s.timeout_s for s in steps)
+    fired = collect(api, container, config, exec_id, total, sections.add)
     sections.finish()
     last = exit_code(api, exec_id)
-    ended = time.monotonic()
-    oom_kills, forks_refused, files = after_run(api, container, config.user, read)
-    if len(sections.codes) != len(steps) - 1:
+    ended = sections.end.at if sections.end else time.monotonic()
+    oom_kills, forks_refused, files = _cleanup(api, container, config, sections, last, read)
+    if len(sections.codes) != len(steps) - 1 or sections.forged:
         counters.record_oom_kills(oom_kills, -1, False)  # the counters move on all the same
         counters.record_forks_refused(forks_refused)
         return tuple(_unsplit(step, last, ended - started) for step in steps), files
@@ -143,9 +194,29 @@ def run_steps(
     return tuple(results), files
 
 
-def _with_env(step: Step) -> str:
-    """The step's command, run by a shell of its own with the step's environment added."""
-    if not step.env:
+def _cleanup(
+    api: Any,
+    container: str,
+    config: SandboxConfig,
+    sections: _Sections,
+    code: int | None,
+    read: Mapping[str, int],
+) -> tuple[int | None, int | None, ReadBack]:
+    """The counters and files the wrapper wrote after its end, when that can be trusted;
+    else the cleanup again, in an exec of its own."""
+    end = sections.end
+    if end is not None and not sections.forged and end.code == code:
+        try:
+            return read_cleanup(bytes(end.tail), read)
+        except SandboxError:  # not what the script writes: someone else wrote after the end
+            pass
+    return after_run(api, container, config.user, read)
+
+
+def _with_env(step: Step, alone: bool) -> str:
+    """The step's command; in a shell of its own with its environment added, unless it runs
+    alone (its environment is then the exec's)."""
+    if not step.env or alone:
         return step.command
     assigns = [f"{name}={value}" for name, value in step.env.items()]
     return shlex.join(["env", *assigns, "sh", "-c", step.command])
