@@ -1,15 +1,19 @@
-"""What a sync puts into the sandbox workspace: the files of a tree, as a tar.
+"""What a sync puts into the sandbox workspace: the files of a tree, as a tar or as a script.
 
 Pure (no SDK): which paths go in (never `.git/`, never a symlink leading out of the tree),
 which are to be deleted, and the archive with every member owned by the sandbox user so it
-can write its own workspace.
+can write its own workspace. A few changed files also go as a shell script the sandbox user
+runs before its next command, in that command's exec (`script`): the engine's archive copy
+costs a round trip and a helper process of its own, ~40-90 ms here.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import posixpath
+import shlex
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,3 +104,34 @@ def tar(root: Path, members: dict[str, str], uid: int) -> bytes:
                 info.mode = 0o755 if full.stat().st_mode & 0o100 else 0o644
                 archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def script(root: Path, members: dict[str, str], missing: Sequence[str], limit: int) -> str | None:
+    """A POSIX shell script (sh, mkdir, rm, ln, chmod and coreutils `base64`) that makes
+    the workspace hold what `tar` would put there, with `missing` deleted: run from the
+    workspace, as the sandbox user, with nothing else running. Each path is replaced, never
+    written through (a link planted there is removed first). None when it would be over
+    `limit` characters (one exec argument is at most 128 KiB)."""
+    lines = ["set -e", *(f"rm -rf -- {shlex.quote(rel)}" for rel in missing)]
+    size = sum(map(len, lines))
+    for rel in sorted(members):
+        full = root / rel
+        if members[rel] == "file":
+            size += full.stat().st_size * 4 // 3  # over the limit: the file is never read
+        line = "" if size > limit else _script_line(full, rel, members[rel])
+        size += len(line)
+        if size > limit:
+            return None
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _script_line(full: Path, rel: str, kind: str) -> str:
+    path = shlex.quote(rel)
+    if kind == "dir":
+        return f"[ -d {path} ] && [ ! -h {path} ] || {{ rm -rf -- {path}; mkdir -- {path}; }}"
+    if kind == "link":
+        return f"rm -rf -- {path}; ln -s -- {shlex.quote(os.readlink(full))} {path}"
+    mode = "755" if full.stat().st_mode & 0o100 else "644"
+    data = base64.b64encode(full.read_bytes()).decode() or "''"
+    return f"rm -rf -- {path}; printf %s {data} | base64 -d > {path}; chmod {mode} {path}"

@@ -32,6 +32,7 @@ from codebot.sandbox import archive, commands, images
 from codebot.sandbox.commands import BASE_ENV
 from codebot.sandbox.engine import connect, os_reason, translated
 from codebot.sandbox.orphans import LABEL, OWNER_LABEL, remove_patiently, sweep_abandoned
+from codebot.sandbox.steps import SYNC_LIMIT, SyncRefused
 from codebot.sandbox.steps import run_steps as steps_run
 
 SANDBOX_UID = 65534
@@ -77,6 +78,8 @@ class DockerSandbox:
         self._ca_source = ""  # the host CA bundle to mount, resolved
         self._counters = commands.CgroupCounters()
         self._closed = False
+        # Files synced, to go with the next command: as a script, as an archive, deletions.
+        self._pending: tuple[str, bytes, tuple[str, ...]] | None = None
         self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
 
     @classmethod
@@ -108,18 +111,34 @@ class DockerSandbox:
         self.close()
 
     def sync(self, root: Path, paths: Sequence[str] | None = None) -> None:
-        """Copy files under `root` into the workspace (never `.git`); delete missing `paths`."""
+        """Copy files under `root` into the workspace (never `.git`); delete missing `paths`.
+        Up to `SYNC_LIMIT` of them go with the next command, in its exec (codebot.tree
+        .script); more, or before a read or a root command, as an archive."""
         root = root.resolve()
         wanted = None if paths is None else [tree.safe_relpath(p) for p in paths]
         members, missing = tree.collect(root, wanted)
+        if self._pending is None:
+            script = tree.script(root, members, missing, SYNC_LIMIT)
+            if script is not None:  # the archive too: the files may change before it is sent
+                self._pending = (script, tree.tar(root, members, SANDBOX_UID), tuple(missing))
+                return
+        self._flush()
+        self._copy(tree.tar(root, members, SANDBOX_UID) if members else b"", missing)
+
+    def _flush(self) -> None:
+        """Copy what is waiting for the next command now, as an archive."""
+        if self._pending is not None:
+            _, archived, missing = self._pending
+            self._pending = None
+            self._copy(archived, missing)
+
+    def _copy(self, archived: bytes, missing: Sequence[str]) -> None:
         api = self._client.api
         with self._live():
             if missing:
                 targets = [posixpath.join(self.workdir, p) for p in missing]
                 commands.exec_argv(api, self.name, self._config.user, ["rm", "-rf", "--", *targets])
-            if members and not api.put_archive(
-                self.name, self.workdir, tree.tar(root, members, SANDBOX_UID)
-            ):
+            if archived and not api.put_archive(self.name, self.workdir, archived):
                 raise SandboxError(f"copying files into {self.name} failed", "see the daemon log")
 
     def run(
@@ -147,10 +166,15 @@ class DockerSandbox:
         """The steps in one exec, the cleanup after them and the files at `paths` read back
         (codebot.sandbox.steps)."""
         full = self._full_paths(paths)
+        pending, self._pending = self._pending, None
+        args = (self._client.api, self.name, self._config, self._counters, steps, full)
         with self._live():
-            ran, got = steps_run(
-                self._client.api, self.name, self._config, self._counters, steps, full
-            )
+            try:
+                ran, got = steps_run(*args, pending[0] if pending else "")
+            except SyncRefused:  # nothing ran: copy the files as an archive, and run
+                assert pending is not None
+                self._copy(pending[1], pending[2])
+                ran, got = steps_run(*args)
         return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
 
     def _full_paths(self, paths: Mapping[str, int]) -> dict[str, int]:
@@ -161,6 +185,7 @@ class DockerSandbox:
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         """A regular file's bytes (relative paths are under the workspace), None if absent
         or not a regular file; FileTooLarge, unread, if over `max_bytes` (see `archive`)."""
+        self._flush()  # what waits for the next command is there first
         full = path if path.startswith("/") else posixpath.join(self.workdir, path)
         with self._live():
             return archive.read_file(self._client.api, self.name, full, max_bytes)
@@ -174,6 +199,7 @@ class DockerSandbox:
         owns, but not `chown` nor bypass permissions; `make_user_dir` makes a directory the
         sandbox user owns. PATH holds only root-owned system directories.
         """
+        self._flush()  # what waits for the next command is there first
         root = dataclasses.replace(self._config, user="0:0")
         step = Step(shlex.join(argv), timeout_s, {"PATH": _ROOT_PATH})
         with self._live():
@@ -188,6 +214,7 @@ class DockerSandbox:
         container, even `cap_add` cannot give a root exec). An existing directory is
         handed to the sandbox user too: pass only codebot's own paths.
         """
+        self._flush()  # what waits for the next command is there first
         full = posixpath.normpath(path)
         parent, name = posixpath.split(full)
         if not path.startswith("/") or not name:
@@ -208,6 +235,7 @@ class DockerSandbox:
         image keeps the source image's CMD, ENTRYPOINT, USER, WORKDIR and ENV, and carries
         `labels` plus this run's id and owner (which make it findable for pruning). With a
         `ca_bundle`, the image keeps the mount point: an empty file at HOST_CA_PATH."""
+        self._flush()  # what waits for the next command is there first
         if not self._config.writable_root:
             raise SandboxError(
                 f"sandbox {self.name} has a read-only root filesystem: nothing to commit",

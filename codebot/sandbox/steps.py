@@ -46,9 +46,15 @@ from codebot.sandbox.commands import (
 # $1 the nonce, $2 how many steps; then each step's time limit and command; then each file's
 # byte limit and path. Leftovers are killed before the first step (what outlived an earlier
 # cleanup) and after each step (so nothing holds the output pipe open); `kill -1` spares the
-# caller. Each step's stderr joins its stdout: one pipe keeps the order things were written.
+# caller. Then the files synced since the last command (codebot.tree.script, in
+# $CODEBOT_SYNC), unless there are none: when that fails, nothing runs and the host copies
+# them as an archive instead. Each step's stderr joins its stdout: one pipe keeps the order
+# things were written.
 _WRAPPER = (
-    "n=$1; k=$2; shift 2; kill -9 -1 2>/dev/null; while [ $k -gt 0 ]; do "
+    "n=$1; k=$2; shift 2; kill -9 -1 2>/dev/null; "
+    'if [ -n "${CODEBOT_SYNC-}" ]; then s=$CODEBOT_SYNC; unset CODEBOT_SYNC; '
+    'if ! sh -c "$s" >/dev/null 2>&1; then printf "\\n%s nosync\\n" "$n"; exit 125; fi; fi; '
+    "while [ $k -gt 0 ]; do "
     'timeout --kill-after=2 "$1" sh -c "$2" 2>&1; rc=$?; kill -9 -1 2>/dev/null; '
     'shift 2; k=$((k - 1)); if [ $k -gt 0 ]; then printf "\\n%s %s\\n" "$n" "$rc"; fi; done; '
     f'printf "\\n%s end %s\\n" "$n" "$rc"; {COUNTERS}; {READ_LOOP}; exit $rc'
@@ -57,8 +63,14 @@ UNSPLIT = (
     "codebot ran these commands in one exec and cannot tell their output apart: a command "
     "printed the separator between them, or ended the shell that ran them; each counts as failed"
 )
+SYNC_LIMIT = 96 << 10  # a sync script's characters: one exec argument is at most 128 KiB
 _CODE_ROOM = 12  # the longest `end <exit code>` a separator carries, with its newline
 _COUNTERS_ROOM = 64 << 10  # the cgroup counters' text, with room to spare
+
+
+class SyncRefused(Exception):
+    """The sandbox could not run the sync script (a tool it uses is missing, say): nothing
+    ran; copy the files another way and run the steps again."""
 
 
 @dataclass
@@ -143,9 +155,11 @@ def run_steps(
     counters: CgroupCounters,
     steps: Sequence[Step],
     read: Mapping[str, int],
+    sync: str = "",
 ) -> tuple[tuple[ExecResult, ...], ReadBack]:
     """Run `steps` in one exec (see the module's docstring), cleaning up after them and
-    reading `read` back (absolute paths, each with its byte limit)."""
+    reading `read` back (absolute paths, each with its byte limit); the `sync` script first
+    (SyncRefused when it fails)."""
     assert steps, "at least one step"
     nonce = secrets.token_hex(12)
     argv = ["sh", "-c", _WRAPPER, "sh", nonce, str(len(steps))]
@@ -153,6 +167,8 @@ def run_steps(
         argv += [f"{max(step.timeout_s, 0.01):.2f}", _with_env(step, alone=len(steps) == 1)]
     argv += [str(arg) for path, limit in read.items() for arg in (max(limit, 0), path)]
     env = {**BASE_ENV, **((steps[0].env or {}) if len(steps) == 1 else {})}
+    if sync:
+        env["CODEBOT_SYNC"] = sync
     started = time.monotonic()
     exec_id = api.exec_create(
         container, argv, user=config.user, workdir=config.workdir, environment=env
@@ -165,6 +181,10 @@ def run_steps(
     last = exit_code(api, exec_id)
     ended = sections.end.at if sections.end else time.monotonic()
     oom_kills, forks_refused, files = _cleanup(api, container, config, sections, last, read)
+    if sync and not sections.codes and sections.end is None:
+        said, _ = sections.parts[0].text()
+        if said == f"\n{nonce} nosync\n":
+            raise SyncRefused(said)
     if len(sections.codes) != len(steps) - 1 or sections.forged:
         counters.record_oom_kills(oom_kills, -1, False)  # the counters move on all the same
         counters.record_forks_refused(forks_refused)
