@@ -50,7 +50,7 @@ from codebot.records import (
 )
 from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans
-from codebot.sandboxes import Closing, Spare, close_sandbox
+from codebot.sandboxes import Closing, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
 from codebot.speculate import Speculation, speculates
 from codebot.stops import StopReason
@@ -199,12 +199,13 @@ def solve(
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
     sandbox = _start_sandbox(run, deps, head)
-    # The verification's sandbox, starting meanwhile, and those that replace it.
-    spares = Speculation(settings, deps, run.run_id, ws, Spare(settings, deps, run.run_id))
+    spares = Speculation(settings, deps, run.run_id, ws)  # the verification's sandboxes
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
     try:
         start = _baseline(run, sandbox, deps, knowledge, ahead)
+        if start.stop is None:
+            spares.spare()  # starts while the model is asked (beside the baseline, it slowed it)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
         ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
         verifier = spares.arm(run.spec, start.expect, start.python_repo) if ahead_of_loop else None

@@ -112,8 +112,10 @@ _Prepare = Callable[[], AbstractContextManager[Staged]]
 
 class Speculation:
     """`protocols.Verifier` for a run once `arm`ed: see the module's docstring. It owns the
-    run's spare sandboxes from the start, whether it checks ahead or not (then the
-    verification after the loop takes `spare`); whoever made it must `close` it."""
+    run's spare sandboxes, whether it checks ahead or not (then the verification after the
+    loop takes `spare`); whoever made it must `close` it. The first spare starts when
+    `spare` is first called (the runner calls it once the baseline is in: a container
+    starting beside the baseline's tests slowed them more than it saved)."""
 
     def __init__(
         self,
@@ -121,14 +123,14 @@ class Speculation:
         env: Environment,
         run_id: str,
         ws: Workspace,
-        spare: Spare,
+        spare: Spare | None = None,
     ) -> None:
         self._settings, self._env, self._run_id, self._ws = settings, env, run_id, ws
         self._spare: Spare | None = spare
         self._check: _Check | None = None  # set by `arm`
         self._job: _Job | None = None
         self._abandoned: list[_Job] = []
-        self._made = 1  # spares made (the run's own first)
+        self._made = 0 if spare is None else 1  # spares made
 
     def arm(self, spec: TaskSpec, expect: Expectation, python_repo: bool) -> Speculation:
         """Ready to check ahead, with the checks the baseline taught (before `start`)."""
@@ -186,7 +188,8 @@ class Speculation:
         """A spare sandbox not used yet, for a verification after the loop."""
         if self._spare is None:
             self._made += 1  # each its own name: an abandoned one may not be gone yet
-            self._spare = Spare(self._settings, self._env, self._run_id, f"verify{self._made}")
+            name = "verify" if self._made == 1 else f"verify{self._made}"
+            self._spare = Spare(self._settings, self._env, self._run_id, name)
         return self._spare
 
     def close(self) -> str:
