@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -335,6 +335,11 @@ def run() -> None:
         code = 0
     except SystemExit as exc:
         code = _status(exc.code)
+    finish(code)
+
+
+def finish(code: int) -> NoReturn:
+    """End the process as a normal exit would, less the interpreter's teardown (see `run`)."""
     shutdown = getattr(threading, "_shutdown", None)  # what the interpreter does first
     if shutdown is not None:
         shutdown()

@@ -4,6 +4,7 @@ title, so the order in which the parallel runs ask does not matter)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from codebot import __version__, batch
 from codebot.batch import find_specs, matrix
 from codebot.errors import SpecError
 from codebot.oracle import OracleServer
@@ -122,3 +124,35 @@ def test_stopping_a_batch_stops_every_task_and_leaves_nothing(
     assert "Traceback" not in err
     assert not git(repo, "branch", "--list", "codebot/*")
     assert json.dumps(out)  # the process ended; leftovers are checked by the fixture
+
+
+def _task_messages(argv: list[str]) -> list[tuple]:
+    """What a batch task forked from the batch's server says over its pipe, to the end."""
+    receive, send = batch._LAUNCHER.Pipe(duplex=False)
+    proc = batch._LAUNCHER.Process(target=batch._task_main, args=(argv, send))
+    proc.start()
+    send.close()
+    said = []
+    with contextlib.suppress(EOFError):
+        while True:
+            said.append(receive.recv())
+    proc.join(30)
+    said.append(("exitcode", proc.exitcode))
+    return said
+
+
+def test_a_forked_task_relays_its_output_and_ends_with_its_exit_code() -> None:
+    said = _task_messages(["--version"])
+
+    assert ("out", f"codebot, version {__version__}\n".encode()) in said
+    kinds = [m[0] for m in said]
+    assert kinds[-2:] == ["done", "exitcode"] and said[-2][1] == 0 and said[-2][2] > 0
+    assert said[-1] == ("exitcode", 0)
+
+
+def test_a_forked_task_that_fails_says_why_line_by_line() -> None:
+    said = _task_messages(["no-such-command"])
+
+    errors = b"".join(m[1] for m in said if m[0] == "err").decode()
+    assert "No such command 'no-such-command'" in errors
+    assert said[-2][:2] == ("done", 2) and said[-1] == ("exitcode", 2)
