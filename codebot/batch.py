@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -221,8 +220,3 @@ def summary_rows(report: BatchReport) -> list[str]:
             f"| {r.wall_s} | {r.peak_rss_mb} | {r.branch or '–'} |"
         )
     return rows
-
-
-def children_peak_mb() -> float:
-    """The largest peak RSS of any finished child process (for the benchmark)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
