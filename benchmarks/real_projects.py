@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from codebot import config as cfg  # noqa: E402
 from codebot import context  # noqa: E402
 from codebot.bench import machine, shown_in_prompt  # noqa: E402
-from codebot.checks import feedback_for_model  # noqa: E402
+from codebot.feedback import feedback_for_model  # noqa: E402
 from codebot.local import RunRequest, execute  # noqa: E402
 from codebot.oracle import OracleServer  # noqa: E402
 from codebot.spec import load_spec  # noqa: E402

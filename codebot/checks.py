@@ -1,10 +1,10 @@
 """Build, lint and test commands as `CheckResult`s over any `Sandbox`.
 
 Tests and lint are judged against the run before the change (`Expectation`): old findings do
-not fail a fix (codebot.lintdiff), and tests that ran then must run and pass now. Also trims
-output twice: for people (`CheckResult.output`) and, within a token budget, for the model
-(`feedback_for_model`). A test check may first run the tests most likely to fail
-(codebot.selection). Pure apart from the sandbox calls; imports no SDK.
+not fail a fix (codebot.lintdiff), and tests that ran then must run and pass now. Output is
+trimmed for people here (`CheckResult.output`), and for the model in codebot.feedback. A test
+check may first run the tests most likely to fail (codebot.selection); lint runs with the
+first test run, in one exec. Pure apart from the sandbox calls; imports no SDK.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from codebot import selection
+from codebot.feedback import share_budget
 from codebot.junit import (
     MAX_NAME_CHARS,
     MAX_REPORT_BYTES,
@@ -39,12 +40,10 @@ from codebot.protocols import ReadBack, Sandbox, Step
 from codebot.records import CheckName, CheckResult, ExecResult, FailedTest
 from codebot.spec import TaskSpec
 from codebot.text import clip, tail
-from codebot.tokens import chars_for
 
 OUTPUT_CHARS = 4000  # CheckResult.output, for people
 DETAIL_CHARS = 4000  # one failing test's text, as kept in the run record
 MAX_FAILING_TESTS = 50  # kept in the run record; the counts still say how many failed
-MIN_TEST_CHARS = 300  # below this a traceback tail is useless: list fewer tests instead
 NO_NETWORK = "the sandbox has no network"
 SETUP_NETWORK_FIX = (
     "allow it for the setup step with CODEBOT_SANDBOX_NETWORK=1 (Action input setup-network: "
@@ -202,58 +201,6 @@ def run_setup(sandbox: Sandbox, spec: TaskSpec, env: Mapping[str, str]) -> Check
     if not spec.setup:
         return None
     return _plain_check(sandbox, "setup", spec.setup, spec.setup_timeout, env)
-
-
-def feedback_for_model(checks: Sequence[CheckResult], max_tokens: int) -> str:
-    """What the model needs about the failing checks, in at most `max_tokens` (chars/4).
-
-    Each failing check gives its command and reason; tests give each failing test with the end
-    of its traceback (the assertion matters most), the budget shared across tests; build and
-    lint give the tail of their output. Empty when every check passed.
-    """
-    budget = chars_for(max_tokens)
-    failing = [c for c in checks if not c.passed]
-    heads: list[str] = []
-    bodies: list[str] = []
-    for check in failing:
-        heads.append(f"## {check.name} failed: {check.reason or 'failed'}\n$ {check.command}\n")
-        tests = check.failing_tests
-        bodies.append("" if tests else check.output)
-        shown = max(1, min(len(tests), budget // (MIN_TEST_CHARS * len(failing))))
-        for test in tests[:shown]:
-            heads.append(f"### {test.name}\n")
-            bodies.append(test.detail)
-        total = max(len(tests), (check.tests_failed or 0) + (check.tests_errors or 0))
-        if tests and total > shown:
-            heads.append(f"(and {total - shown} more failing tests)\n")
-            bodies.append("")
-    if not heads:
-        return ""
-    fixed = sum(len(h) + 1 for h in heads)
-    allowances = share_budget([b.strip("\n") for b in bodies], max(0, budget - fixed))
-    parts = [
-        head + (tail(body.strip("\n"), allowed) + "\n" if allowed else "")
-        for head, body, allowed in zip(heads, bodies, allowances, strict=True)
-    ]
-    return "\n".join(parts).rstrip("\n")[:budget]
-
-
-def share_budget(texts: Sequence[str], budget: int) -> list[int]:
-    """Characters each text may keep: short texts keep all, long ones split what is left."""
-    allowances = [0] * len(texts)
-    pending = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    remaining = budget
-    while pending:
-        share = remaining // len(pending)
-        shortest = pending[0]
-        if len(texts[shortest]) > share:
-            for index in pending:
-                allowances[index] = share
-            break
-        allowances[shortest] = len(texts[shortest])
-        remaining -= allowances[shortest]
-        pending.pop(0)
-    return allowances
 
 
 def _plain_check(

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field, replace
 
 from codebot import context, prompts
 from codebot.candidates import best_of
-from codebot.checks import Expectation, feedback_for_model, run_checks
+from codebot.checks import Expectation, run_checks
 from codebot.decisions import END, Decision, Green, LoopState, Retry, Stop, StopRules
 from codebot.edits import ParsedReply, parse_edits
 from codebot.errors import ModelError, SandboxError, WorkspaceError
+from codebot.feedback import feedback_for_model
 from codebot.protocols import Lanes, ManyModel, Model, Recall, Sandbox, Verifier, Worktree
 from codebot.records import (
     Completion,

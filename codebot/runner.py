@@ -2,12 +2,12 @@
 the edge where the stages meet the world.
 
 Everything that can fail for a reason the user can fix (spec, settings, engine, image) is
-checked by `preflight` before the first side effect. After that, the sandbox is always
-removed, whatever happens, and a commit is made only for a run that ended in a reviewable
-state (codebot.stops).
+checked by `preflight` (codebot.configure) before the first side effect. After that, the
+sandbox is always removed, whatever happens, and a commit is made only for a run that ended
+in a reviewable state (codebot.stops).
 
 `solve` reads as its stages: start the sandbox, set it up, run the baseline, loop, verify,
-commit, record (~60 lines: the one place that shows what runs beside what, and what is
+commit, record (~65 lines: the one place that shows what runs beside what, and what is
 removed on which exit path). Each stage is a function of what the earlier ones returned.
 Nearly 500 lines: the stages share `Run` and read best in order, including what runs
 beside them (the parsing ahead, the lanes, the verification checked ahead); what is not a
@@ -28,12 +28,13 @@ from typing import Any
 from codebot import config as cfg
 from codebot import context, environment, ladder, lines, prose, report, stops, tokens
 from codebot import knowledge as kn
-from codebot.checks import Expectation, baseline_checks, feedback_for_model
+from codebot.checks import Expectation, baseline_checks
 from codebot.decisions import LoopState, StopRules
 from codebot.diagnose import environment_problem
 from codebot.edits import FileTree
 from codebot.environment import Environment
 from codebot.errors import ConfigError
+from codebot.feedback import feedback_for_model
 from codebot.headstart import HeadStart, new_run_id
 from codebot.lanes import Lanes, lane_run_ids
 from codebot.loop import Loop, LoopResult, run_loop

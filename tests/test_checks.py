@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codebot.checks import (
-    baseline_checks,
-    feedback_for_model,
-    run_checks,
-    share_budget,
-)
+from codebot.checks import baseline_checks, run_checks
+from codebot.feedback import feedback_for_model, share_budget
 from codebot.records import CheckResult, FailedTest
 from codebot.sandbox import DockerSandbox
 from codebot.spec import TaskSpec

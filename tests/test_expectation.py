@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from codebot.checks import Expectation, baseline_checks, feedback_for_model, run_checks
+from codebot.checks import Expectation, baseline_checks, run_checks
+from codebot.feedback import feedback_for_model
 from codebot.lintdiff import BASELINE_LINT_FILE
 from codebot.records import CheckResult
 from codebot.spec import TaskSpec

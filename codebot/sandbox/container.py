@@ -2,7 +2,9 @@
 
 What goes into the workspace (which files, as a tar) is `tree.py`; running commands is
 `steps.py` (its parts in `commands.py`); reading a file back is `archive.py`; committing a
-dependency builder as an image, and the images themselves, are `images.py`.
+dependency builder as an image, and the images themselves, are `images.py`. Over 400 lines:
+one class, the container's whole life (start, sync, run, read, seal, commit, remove), whose
+parts live in those modules; what is left here is the state they share.
 """
 
 from __future__ import annotations

@@ -190,28 +190,41 @@ def run_steps(
         counters.record_forks_refused(forks_refused)
         return tuple(_unsplit(step, last, ended - started) for step in steps), files
     bounds = [started, *sections.times, ended]
-    results = []
-    for k, step in enumerate(steps):
-        final = k == len(steps) - 1
-        code = last if final else sections.codes[k]
-        duration = bounds[k + 1] - bounds[k]
-        timed_out = (final and fired) or (code in (124, 137) and duration >= step.timeout_s)
-        code = code if code is not None else (124 if timed_out else -1)
-        text, truncated = sections.parts[k].text()
-        oom = counters.record_oom_kills(oom_kills, code, timed_out) if final else None
-        results.append(
-            ExecResult(
-                command=step.command,
-                exit_code=code,
-                output=text,
-                duration_s=round(duration, 3),
-                timed_out=timed_out,
-                truncated=truncated,
-                oom_killed=oom if oom is not None else code == 137 and not timed_out,
-                pids_limited=final and counters.record_forks_refused(forks_refused),
-            )
-        )
-    return tuple(results), files
+    ended_as = (last, fired, oom_kills, forks_refused)
+    return tuple(
+        _result(step, k, k == len(steps) - 1, sections, bounds[k : k + 2], ended_as, counters)
+        for k, step in enumerate(steps)
+    ), files
+
+
+def _result(
+    step: Step,
+    k: int,
+    final: bool,
+    sections: _Sections,
+    bounds: Sequence[float],
+    ended_as: tuple[int | None, bool, int | None, int | None],
+    counters: CgroupCounters,
+) -> ExecResult:
+    """Step `k`'s result: its part of the output, its exit code (the exec's for the last
+    step), its time; the cgroup counters count for the last step only."""
+    last, fired, oom_kills, forks_refused = ended_as
+    code = last if final else sections.codes[k]
+    duration = bounds[1] - bounds[0]
+    timed_out = (final and fired) or (code in (124, 137) and duration >= step.timeout_s)
+    code = code if code is not None else (124 if timed_out else -1)
+    text, truncated = sections.parts[k].text()
+    oom = counters.record_oom_kills(oom_kills, code, timed_out) if final else None
+    return ExecResult(
+        command=step.command,
+        exit_code=code,
+        output=text,
+        duration_s=round(duration, 3),
+        timed_out=timed_out,
+        truncated=truncated,
+        oom_killed=oom if oom is not None else code == 137 and not timed_out,
+        pids_limited=final and counters.record_forks_refused(forks_refused),
+    )
 
 
 def _cleanup(
