@@ -134,4 +134,4 @@ def _script_line(full: Path, rel: str, kind: str) -> str:
         return f"rm -rf -- {path}; ln -s -- {shlex.quote(os.readlink(full))} {path}"
     mode = "755" if full.stat().st_mode & 0o100 else "644"
     data = base64.b64encode(full.read_bytes()).decode() or "''"
-    return f"rm -rf -- {path}; printf %s {data} | base64 -d > {path}; chmod {mode} {path}"
+    return f"rm -rf -- {path}; printf %s {data} | base64 -d > {path}; chmod {mode} -- {path}"

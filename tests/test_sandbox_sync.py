@@ -110,3 +110,17 @@ def test_many_files_go_as_an_archive_at_once(
 
     assert engine.count()["extract-to-dir"] == 1
     assert workspace.run("wc -c < big.bin", 10).output == f"{SYNC_LIMIT}\n"
+
+
+def test_names_that_look_like_options_are_synced_as_names(
+    workspace: DockerSandbox, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    root = write_tree(tmp_path, {"-R": "r\n", "--help.py": "h\n", "-d/--x": "x\n"})
+    (root / "-R").chmod(0o755)
+    engine = Engine(docker_client, workspace.name)
+
+    workspace.sync(root, ["-R", "--help.py", "-d/--x"])
+    ran = workspace.run("cat -- -R --help.py -d/--x; test -x ./-R && echo exec", 10)
+
+    assert (ran.exit_code, ran.output) == (0, "r\nh\nx\nexec\n")
+    assert engine.count() == {"exec_create": 1, "extract-to-dir": 0}
