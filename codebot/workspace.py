@@ -74,6 +74,7 @@ class Workspace:
     base_commit: str
     _repo: git.Repo
     _auth: dict[str, str] = field(default_factory=dict, repr=False)
+    _base_files: frozenset[str] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, source: Path, slug: str, base: str | None, prefix: str) -> Workspace:
@@ -250,10 +251,13 @@ class Workspace:
             return [p for p in self._repo.git.ls_files("-z").split("\0") if p]
 
     def base_files(self) -> frozenset[str]:
-        """Every file of the base commit (what "an existing file" means to the edit rules)."""
-        with _git("listing the files of the base commit"):
-            out = self._repo.git.ls_tree("-r", "-z", "--name-only", self.base_commit)
-        return frozenset(p for p in out.split("\0") if p)
+        """Every file of the base commit (what "an existing file" means to the edit rules);
+        listed once, as the base commit never changes."""
+        if self._base_files is None:
+            with _git("listing the files of the base commit"):
+                out = self._repo.git.ls_tree("-r", "-z", "--name-only", self.base_commit)
+            self._base_files = frozenset(p for p in out.split("\0") if p)
+        return self._base_files
 
     def read_base_file(self, relpath: str) -> str | None:
         """A file as it is at the base commit (not as the model may have edited it)."""
