@@ -2,7 +2,8 @@
 
 - trivial task: a repository whose one test fails on `a - b`; the scripted zero-latency model
   (codebot's oracle server) answers with the fix; `codebot dry-run` in a fresh process, as a
-  user runs it, timed end to end (interpreter start to exit), median of --runs;
+  user runs it, timed end to end (interpreter start to exit), median of --runs; with the
+  medians of the timings each run recorded (environment, sandbox ready, baseline...);
 - `codebot --help`: the same, for the command a user types first;
 - throughput: 8 such tasks through `codebot batch` with 1, 2, 4 and 8 workers, tasks per
   minute and the largest peak RSS of one worker process.
@@ -59,16 +60,22 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def trivial(oracle: OracleServer, env: dict[str, str], runs: int, work: Path) -> list[float]:
-    times = []
+def trivial(
+    oracle: OracleServer, env: dict[str, str], runs: int, work: Path
+) -> tuple[list[float], dict[str, float]]:
+    """The end-to-end times, and the median of each timing the runs recorded (run.json)."""
+    times, phases = [], []
     for n in range(runs):
         title = f"Fix add {n}"
         oracle.register(title, FIX)
         path, spec = repo(work / f"trivial-{n}", title)
         argv = [sys.executable, "-m", "codebot", "dry-run", str(spec), "--repo", str(path),
-                "--runs-dir", str(work / "runs")]  # fmt: skip
+                "--runs-dir", str(work / f"runs-{n}")]  # fmt: skip
         times.append(timed(argv, env, work))
-    return times
+        (record,) = (work / f"runs-{n}").glob("*/run.json")
+        phases.append(json.loads(record.read_text())["timings"])
+    keys = [k for k in phases[0] if all(k in p for p in phases)]
+    return times, {k: round(statistics.median(p[k] for p in phases), 3) for k in keys}
 
 
 def throughput(
@@ -111,12 +118,13 @@ def main() -> None:
         helps = [
             timed([sys.executable, "-m", "codebot", "--help"], env, work) for _ in range(args.runs)
         ]
-        runs = trivial(oracle, env, args.runs, work)
+        runs, phases = trivial(oracle, env, args.runs, work)
         scale = [throughput(oracle, env, work, w) for w in (1, 2, 4, 8)]
     result = {
         "machine": machine(),
         "runs": args.runs,
         "trivial_task_s": round(statistics.median(runs), 3),
+        "trivial_task_timings_s": phases,
         "help_s": round(statistics.median(helps), 3),
         "throughput": scale,
     }
@@ -125,6 +133,9 @@ def main() -> None:
         "",
         f"- trivial task end to end (`codebot dry-run`, sandboxed lint + tests, baseline and "
         f"fresh-sandbox verification): {result['trivial_task_s']} s",
+        "  - run.json `timings`, medians (environment and sandbox_ready: since the run's start, "
+        "after imports, configuration and clone; the others: durations): "
+        + ", ".join(f"{k.removesuffix('_s')} {v} s" for k, v in phases.items()),
         f"- `codebot --help`: {result['help_s']} s",
         "",
         "| workers | 8 tasks (s) | passed | tasks/min | peak RSS of one worker (MB) |",
