@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codebot.bench import machine  # noqa: E402
+from codebot.bench import machine, save_figures  # noqa: E402
 from codebot.oracle import OracleServer  # noqa: E402
 
 SLOW = """import time
@@ -141,9 +141,7 @@ def main() -> None:
         "  the baseline, so a wrong candidate is rejected in well under the suite's time and the",
         "  right one runs the whole suite; side by side, the right one need not wait for them.",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "candidates.md").write_text("\n".join(lines) + "\n")
-    (args.out / "candidates.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_figures(args.out, "candidates", "\n".join(lines), result)
     print("\n".join(lines))
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from codebot import bench  # noqa: E402
 from codebot import config as cfg  # noqa: E402
+from codebot.bench import save_figures  # noqa: E402
 from codebot.oracle import OracleServer  # noqa: E402
 from codebot.sandbox import ping  # noqa: E402
 
@@ -236,9 +237,7 @@ def main() -> None:
         "prices_per_mtok": {"weak": WEAK_PRICE, "strong": STRONG_PRICE},
         "configs": columns,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ladder.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.out / "ladder.md").write_text(render(result), encoding="utf-8")
+    save_figures(args.out, "ladder", render(result), result)
     print(render(result))
 
 

@@ -11,7 +11,6 @@ same files, measured in the same process.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import statistics
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codebot import config as cfg  # noqa: E402
+from codebot.bench import save_figures  # noqa: E402
 from codebot.local import RunRequest, execute  # noqa: E402
 from tests.support.git_repos import make_repo  # noqa: E402
 from tests.support.model_server import ScriptedModelServer  # noqa: E402
@@ -107,9 +107,7 @@ def main() -> None:
     table = "| measure | median |\n| --- | --- |\n" + "\n".join(
         f"| {name} | {value:.3f} |" for name, value in rows
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "overhead.md").write_text(f"{result['machine']}, {args.runs} runs\n\n{table}\n")
+    save_figures(args.out, "overhead", f"{result['machine']}, {args.runs} runs\n\n{table}", result)
     print(table)
 
 

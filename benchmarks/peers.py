@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.speed import FILES, FIX, repo  # noqa: E402
-from codebot.bench import machine  # noqa: E402
+from codebot.bench import machine, save_figures  # noqa: E402
 from codebot.oracle import answer  # noqa: E402
 from codebot.tokens import estimate_tokens  # noqa: E402
 
@@ -662,9 +662,7 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/peers.py", *sys.argv[1:]]),
         "tools": summary(tools, model.scripts),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "peers.md").write_text(markdown(result))
+    save_figures(args.out, "peers", markdown(result), result)
     print(markdown(result))
 
 

@@ -11,7 +11,6 @@ suite). Reports the medians of each check's wall time and their ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from codebot.bench import save_figures  # noqa: E402
 from codebot.checks import Expectation, baseline_checks, run_checks  # noqa: E402
 from codebot.config import SandboxConfig  # noqa: E402
 from codebot.sandbox import DockerSandbox  # noqa: E402
@@ -106,9 +106,7 @@ def main() -> None:
     table += "| --- | --- | --- | --- |\n"
     table += "\n".join(f"| {name} | {f:.2f} | {s:.2f} | {s / f:.2f} |" for name, f, s in rows)
     head = f"{result['machine']}; {result['suite']}; {args.rounds} rounds, median check wall time"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "selection.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "selection.md").write_text(f"{head}\n\n{table}\n")
+    save_figures(args.out, "selection", f"{head}\n\n{table}", result)
     print(f"{head}\n\n{table}")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codebot.bench import machine  # noqa: E402
+from codebot.bench import machine, save_figures  # noqa: E402
 from codebot.oracle import OracleServer  # noqa: E402
 
 FILES = {
@@ -146,9 +146,7 @@ def main() -> None:
             for s in scale
         ),
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.md").write_text("\n".join(lines) + "\n")
-    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_figures(args.out, "speed", "\n".join(lines), result)
     print("\n".join(lines))
 
 

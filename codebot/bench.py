@@ -305,6 +305,13 @@ def machine() -> str:
     )
 
 
+def save_figures(out: Path, name: str, markdown: str, result: object) -> None:
+    """A benchmark's figures: `<name>.md` for people and `<name>.json` for tools, in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def _git(cwd: Path, *args: str) -> None:
     _call(["git", *args], cwd, {**os.environ, **_GIT_ENV})
 
