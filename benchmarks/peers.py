@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.speed import FILES, FIX, repo  # noqa: E402
 from codebot.bench import machine, save_figures  # noqa: E402
-from codebot.oracle import answer  # noqa: E402
+from codebot.oracle import JsonHandler, answer  # noqa: E402
 from codebot.tokens import estimate_tokens  # noqa: E402
 
 TEST_CMD = "python3 -m pytest -q"
@@ -229,13 +229,12 @@ def _script(
     return "unknown model", None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     owner: ScriptedModel
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         models = [{"id": m, "object": "model"} for m in ("oracle", "mini", "aider")]
-        self._send(200, {"object": "list", "data": models})
+        self.send_json(200, {"object": "list", "data": models})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -244,18 +243,18 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         if not self.path.rstrip("/").endswith("/chat/completions") or not isinstance(body, dict):
-            self._send(404, {"error": {"message": f"unknown path {self.path}"}})
+            self.send_json(404, {"error": {"message": f"unknown path {self.path}"}})
             return
         if body.get("stream"):
-            self._send(400, {"error": {"message": "this scripted model does not stream"}})
+            self.send_json(400, {"error": {"message": "this scripted model does not stream"}})
             return
         message = self.owner.reply(body)
         if message is None:
-            self._send(422, {"error": {"message": "no scripted reply for this request"}})
+            self.send_json(422, {"error": {"message": "no scripted reply for this request"}})
             return
         prompt = estimate_tokens("".join(_text(body.get("messages", []))))
         completion = estimate_tokens(str(message.get("content", "")))
-        self._send(
+        self.send_json(
             200,
             {
                 "id": f"chatcmpl-peers-{time.monotonic_ns()}",
@@ -276,24 +275,6 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             },
         )
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.send_header("connection", "close")
-            if status != 200:
-                self.send_header("x-should-retry", "false")
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 # --- the tools ---------------------------------------------------------------------------

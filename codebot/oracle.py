@@ -183,35 +183,13 @@ class OracleServer:
         return answer(tasks, messages, self.wrong_first, seed, self.right_seeds, self.applicable)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: OracleServer
+class JsonHandler(BaseHTTPRequestHandler):
+    """A scripted OpenAI-compatible endpoint's replies: JSON, one request per connection, and
+    no retry asked for a request that was wrong (also the peers benchmark's model server)."""
+
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
-            self._send(200, {"object": "list", "data": [{"id": MODEL_NAME, "object": "model"}]})
-        else:
-            self._send(404, _error(f"unknown path {self.path}"))
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            body = None
-        if self.path.rstrip("/") != "/v1/chat/completions" or not isinstance(body, dict):
-            self._send(404, _error(f"unknown path or body: {self.path}"))
-            return
-        messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
-        seed = body.get("seed")
-        text = self.owner.reply(messages, seed if isinstance(seed, int) else None)
-        if text is None:
-            # 422, not 404: the SDK error then quotes this message, which says what is wrong.
-            self._send(422, _error("the oracle knows no task whose title is in this prompt"))
-            return
-        self._send(200, _completion(text, messages, str(body.get("model", MODEL_NAME))))
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def send_json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -227,7 +205,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # the bench reports from the run records, not from a request log
+        pass  # the benches report from the run records, not from a request log
+
+
+class _Handler(JsonHandler):
+    owner: OracleServer
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": MODEL_NAME, "object": "model"}]})
+        else:
+            self.send_json(404, _error(f"unknown path {self.path}"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            body = None
+        if self.path.rstrip("/") != "/v1/chat/completions" or not isinstance(body, dict):
+            self.send_json(404, _error(f"unknown path or body: {self.path}"))
+            return
+        messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
+        seed = body.get("seed")
+        text = self.owner.reply(messages, seed if isinstance(seed, int) else None)
+        if text is None:
+            # 422, not 404: the SDK error then quotes this message, which says what is wrong.
+            self.send_json(422, _error("the oracle knows no task whose title is in this prompt"))
+            return
+        self.send_json(200, _completion(text, messages, str(body.get("model", MODEL_NAME))))
 
 
 def _completion(text: str, messages: list[dict[str, Any]], model: str) -> dict[str, Any]:
