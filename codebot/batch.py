@@ -160,8 +160,9 @@ def _one(
     proc.join()
     with lock:
         running.pop(index, None)
-    if code is None:  # it ended before it could say (killed)
-        code = proc.exitcode if proc.exitcode and proc.exitcode > 0 else 128 - (proc.exitcode or 0)
+    if code is None:  # it ended before it could say: its status, a signal as a shell shows it
+        status = proc.exitcode or 0
+        code = status if status >= 0 else 128 - status
     return _result(spec, code, own, time.monotonic() - t0, peak, out)
 
 
