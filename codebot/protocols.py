@@ -80,7 +80,7 @@ class Recall(Protocol):
         ...
 
 
-# Files read back after a command (`Sandbox.run_and_read`): each path's bytes, None when it is
+# Files read back after commands (`Sandbox.run_steps`): each path's bytes, None when it is
 # absent or no regular file, or FileTooLarge (not read) when it is over its limit.
 ReadBack = dict[str, bytes | FileTooLarge | None]
 
@@ -112,22 +112,12 @@ class Sandbox(Protocol):
         `timeout_s`."""
         ...
 
-    def run_and_read(
-        self,
-        command: str,
-        timeout_s: float,
-        env: Mapping[str, str] | None,
-        paths: Mapping[str, int],
-    ) -> tuple[ExecResult, ReadBack]:
-        """`run`, then the files at `paths` (each with its byte limit) as `read_file` would
-        give them, read once nothing the command started is left running."""
-        ...
-
     def run_steps(
         self, steps: Sequence[Step], paths: Mapping[str, int]
     ) -> tuple[tuple[ExecResult, ...], ReadBack]:
         """The `steps` one after the other, each as `run` runs it (leftovers killed between
-        them), and one `ExecResult` each; then the files at `paths`, as `run_and_read`.
+        them), and one `ExecResult` each; then the files at `paths` (each with its byte
+        limit) as `read_file` would give them, read once nothing the steps started is left.
         Every step runs, whatever an earlier one did; a later step cannot change what an
         earlier one showed. An implementation may run them in one exec: when an earlier
         step's output cannot be told from a later one's (a step printed the separator, or

@@ -23,6 +23,8 @@ import pytest
 from codebot.config import SandboxConfig
 from codebot.errors import FileTooLarge, SandboxError
 from codebot.owner import owner
+from codebot.protocols import ReadBack, Step
+from codebot.records import ExecResult
 from codebot.sandbox import (
     BASE_ENV,
     HOST_CA_PATH,
@@ -63,6 +65,14 @@ def start(run_ids: Callable[[], str], sandbox_image: str) -> Iterator[StartSandb
     yield start_one
     for sandbox in started:
         sandbox.close()
+
+
+def _run_and_read(
+    sandbox: DockerSandbox, command: str, timeout_s: float, paths: dict[str, int]
+) -> tuple[ExecResult, ReadBack]:
+    """One command, and the files read back after it (`Sandbox.run_steps` of one step)."""
+    ran, got = sandbox.run_steps([Step(command, timeout_s)], paths)
+    return ran[0], got
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -333,10 +343,8 @@ def test_run_and_read_gives_the_files_as_the_command_left_them(
         "truncate -s 1G /tmp/sparse; (sleep 0.5; echo late > /tmp/r.xml) & echo ran"
     )
 
-    ran, got = workspace.run_and_read(
-        command,
-        10,
-        None,
+    ran, got = _run_and_read(
+        workspace, command, 10,
         {"dir/data.bin": 100, "/tmp/r.xml": 100, "missing": 100, "dir": 100, "l": 100,
          "/tmp/sparse": 1000},
     )  # fmt: skip
@@ -352,7 +360,7 @@ def test_run_and_read_gives_the_files_as_the_command_left_them(
 
 
 def test_run_and_read_of_nothing_is_a_plain_run(workspace: DockerSandbox) -> None:
-    ran, got = workspace.run_and_read("exit 3", 10, None, {})
+    ran, got = _run_and_read(workspace, "exit 3", 10, {})
     assert (ran.exit_code, got) == (3, {})
 
 

@@ -13,6 +13,7 @@ import pytest
 from codebot.protocols import Step
 from codebot.sandbox import DockerSandbox
 from codebot.sandbox.steps import UNSPLIT, _Sections
+from tests.test_sandbox import _run_and_read
 
 pytestmark = pytest.mark.docker
 WRAPPER_PID = "w=$(awk '{print $4}' /proc/$PPID/stat)"  # the parent of the step's `timeout`
@@ -139,7 +140,7 @@ def test_a_forged_end_is_not_trusted_and_fails_the_step(
     since = int(time.time()) - 1
     before = _execs(docker_client, shared_sandbox.name, since)
 
-    ran, got = shared_sandbox.run_and_read(forge, 10, None, {"/tmp/real.xml": 100})
+    ran, got = _run_and_read(shared_sandbox, forge, 10, {"/tmp/real.xml": 100})
 
     assert (ran.exit_code, ran.output) == (-1, UNSPLIT)
     assert got == {"/tmp/real.xml": b"failed\n"}  # read by the cleanup exec of its own
@@ -152,7 +153,7 @@ def test_a_killed_wrapper_still_gets_its_cleanup(shared_sandbox: DockerSandbox) 
         "(sleep 0.3; echo late > /tmp/kept.xml) >/dev/null 2>&1 & kill -9 $w"
     )
 
-    ran, got = shared_sandbox.run_and_read(command, 10, None, {"/tmp/kept.xml": 100})
+    ran, got = _run_and_read(shared_sandbox, command, 10, {"/tmp/kept.xml": 100})
 
     assert ran.exit_code != 0
     assert got == {"/tmp/kept.xml": b"kept\n"}  # the leftover was killed before the read

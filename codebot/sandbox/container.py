@@ -147,26 +147,14 @@ class DockerSandbox:
         self, command: str, timeout_s: float, env: Mapping[str, str] | None = None
     ) -> ExecResult:
         """Run `sh -c command` under coreutils `timeout`, with a host-side watchdog behind it."""
-        return self.run_and_read(command, timeout_s, env, {})[0]
-
-    def run_and_read(
-        self,
-        command: str,
-        timeout_s: float,
-        env: Mapping[str, str] | None,
-        paths: Mapping[str, int],
-    ) -> tuple[ExecResult, ReadBack]:
-        """`run`, and the regular files at `paths` (relative ones under the workspace, each
-        with its byte limit) as `read_file` gives them, read once the command's leftovers
-        are killed, in the exec that kills them."""
-        ran, got = self.run_steps([Step(command, timeout_s, env)], paths)
-        return ran[0], got
+        return self.run_steps([Step(command, timeout_s, env)], {})[0][0]
 
     def run_steps(
         self, steps: Sequence[Step], paths: Mapping[str, int]
     ) -> tuple[tuple[ExecResult, ...], ReadBack]:
-        """The steps in one exec, the cleanup after them and the files at `paths` read back
-        (codebot.sandbox.steps)."""
+        """The steps in one exec, the cleanup after them and the regular files at `paths`
+        (relative ones under the workspace) read back, as `read_file` gives them, in the exec
+        that kills what the steps left (codebot.sandbox.steps)."""
         full = self._full_paths(paths)
         pending, self._pending = self._pending, None
         args = (self._client.api, self.name, self._config, self._counters, steps, full)

@@ -87,29 +87,18 @@ class ScriptedSandbox:
             self._reports[found.group(1)] = step.junit
         return ExecResult(command, step.exit_code, step.output, step.duration_s)
 
-    def run_and_read(
-        self,
-        command: str,
-        timeout_s: float,
-        env: Mapping[str, str] | None,
-        paths: Mapping[str, int],
-    ) -> tuple[ExecResult, ReadBack]:
-        result = self.run(command, timeout_s, env)
+    def run_steps(
+        self, steps: Sequence[Step], paths: Mapping[str, int]
+    ) -> tuple[tuple[ExecResult, ...], ReadBack]:
+        """Each step as its own scripted command, in order; then the files read back."""
+        results = tuple(self.run(s.command, s.timeout_s, s.env) for s in steps)
         got: ReadBack = {}
         for path, limit in paths.items():
             try:
                 got[path] = self.read_file(path, limit)
             except FileTooLarge as exc:
                 got[path] = exc
-        return result, got
-
-    def run_steps(
-        self, steps: Sequence[Step], paths: Mapping[str, int]
-    ) -> tuple[tuple[ExecResult, ...], ReadBack]:
-        """Each step as its own scripted command, in order."""
-        results = [self.run(s.command, s.timeout_s, s.env) for s in steps[:-1]]
-        last, got = self.run_and_read(steps[-1].command, steps[-1].timeout_s, steps[-1].env, paths)
-        return (*results, last), got
+        return results, got
 
     def read_file(self, path: str, max_bytes: int) -> bytes | None:
         data = self._reports.get(path)
