@@ -199,11 +199,18 @@ def solve(
     ahead = context.parse_ahead(ws.path, ws.tracked_files(), settings.context_exclude)
     continued = ws.ahead_of_base()  # a rerun or follow-up on a branch with codebot's commits
     deps = _environment(run)
-    sandbox = _start_sandbox(run, deps, head)
     spares = Speculation(settings, deps, run.run_id, ws)  # the verification's sandboxes
     lanes = Lanes(settings, deps, run.run_id, _tree(run), ws.deleted_since_base())  # best-of-N
     knowledge = _knowledge(run, env)
     try:
+        sandbox = _start_sandbox(run, deps, head)
+    except BaseException:
+        knowledge.close()
+        raise
+    try:  # right after the start: a Ctrl-C in between would leave the sandbox behind
+        if sandbox.swept:
+            swept = ", ".join(sandbox.swept)
+            on_event(f"sandbox: removed what killed runs left behind: {swept}")
         start = _baseline(run, sandbox, deps, knowledge, ahead)
         if start.stop is None:
             spares.spare()  # starts while the model is asked (beside the baseline, it slowed it)
@@ -266,8 +273,9 @@ def _verify(
     ws = run.ws
     spares.hold()  # git's index is the run's again
     ws.stage(result.changed)
-    checked = spares.verified(ws.staged_tree_id())
-    spare = None if checked else spares.spare()
+    wanted = stops.STOPS[result.stop_reason].publishable  # else, e.g. on Ctrl-C: no waiting
+    checked = spares.verified(ws.staged_tree_id()) if wanted else None
+    spare = spares.spare() if wanted and not checked else None
     args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, env)
     result, final = verify_run(*args, run.on_event, ahead=checked)
     return result, final, checked is not None and bool(final.checks)
@@ -308,10 +316,7 @@ def _environment(run: Run) -> Environment:
 def _start_sandbox(run: Run, env: Environment, head: HeadStart | None) -> DockerSandbox:
     config = environment.sandbox_config(run.settings, env)
     started = head.sandbox_for(config) if head else None
-    sandbox = started or DockerSandbox.start(config, run.run_id)
-    if sandbox.swept:
-        run.on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
-    return sandbox
+    return started or DockerSandbox.start(config, run.run_id)
 
 
 def _knowledge(run: Run, env: Mapping[str, str]) -> kn.Knowledge:
