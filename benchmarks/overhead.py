@@ -100,7 +100,7 @@ def main() -> None:
         ("whole run, zero-latency model (s)", med["wall_s"]),
         ("sandbox ready: clone + container + sync (s)", med["sandbox_ready_s"]),
         ("per-iteration overhead: iteration − model − checks (s)", med["per_iteration_overhead_s"]),
-        ("one check inside the warm sandbox (s)", med["per_check_s"]),
+        ("one check in a running sandbox (s)", med["per_check_s"]),
         ("plain `docker run --rm` of the same tests (s)", base),
         ("check cost / docker run cost", result["check_cost_ratio_vs_docker_run"]),
     ]

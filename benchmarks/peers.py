@@ -489,8 +489,9 @@ def docker_version() -> str:
 
 NOTES = {
     "codebot": "`codebot dry-run` (isolated clone, Docker sandbox without network): baseline "
-    "test run, the model's diff applied, lint + tests in the warm sandbox, a fresh-sandbox "
-    "verification, a local branch, patch.diff, pr.md and run.json.",
+    "test run, the model's diff applied, lint + tests in a fresh sandbox (the verification "
+    "too: cheap checks run once), or in the warm one as well when the fresh one is still "
+    "starting, a local branch, patch.diff, pr.md and run.json.",
     "mini-swe-agent": "`mini --yolo --exit-immediately -c mini.yaml`: each `bash` tool call "
     "runs on the host via subprocess (no sandbox); the test runs because the model runs it; "
     "trajectory JSON written.",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from codebot.errors import FileTooLarge, ModelError
 from codebot.records import (
+    CheckResult,
     Completion,
     Edit,
     EditOutcome,
@@ -167,6 +168,12 @@ class Verifier(Protocol):
 
     def cancel(self) -> None:
         """The loop's checks did not pass: drop the check under way."""
+        ...
+
+    def instead(self) -> tuple[CheckResult, ...] | None:
+        """When the checks are cheap, the check `start` began is the iteration's own: its
+        results, once done (what stopped it is raised, e.g. SandboxError). None when the
+        loop runs its own (costly checks, which a warm sandbox makes cheaper)."""
         ...
 
 

@@ -53,9 +53,9 @@ from codebot.redact import Redactor
 from codebot.sandbox import DockerSandbox, cleanup_orphans
 from codebot.sandboxes import Closing, close_sandbox
 from codebot.spec import TaskSpec, spec_to_dict
-from codebot.speculate import Speculation, speculates
+from codebot.speculate import Speculation, alone, speculates
 from codebot.stops import StopReason
-from codebot.verify import Final, verify_run
+from codebot.verify import Final, Verified, verify_run
 from codebot.workspace import Workspace
 
 Event = Callable[[str], None]
@@ -150,6 +150,10 @@ VERIFIED_AHEAD = (
     "the committed tree was checked in a fresh sandbox beside the last iteration's own checks "
     "(codebot.speculate), on exactly the committed bytes"
 )
+VERIFIED_AS_ITERATION = (
+    "the last iteration's own checks were made in a fresh sandbox on exactly the committed "
+    "bytes, and are the verification (codebot.speculate: cheap checks run once an iteration)"
+)
 
 
 def _tree(run: Run) -> FileTree:
@@ -211,12 +215,13 @@ def solve(
         if sandbox.swept:
             swept = ", ".join(sandbox.swept)
             on_event(f"sandbox: removed what killed runs left behind: {swept}")
+        spares.spare()  # starts beside the baseline: ready by the first edits, to check them
         start = _baseline(run, sandbox, deps, knowledge, ahead)
-        if start.stop is None:
-            spares.spare()  # starts while the model is asked (beside the baseline, it slowed it)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
         ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
-        verifier = spares.arm(run.spec, start.expect, start.python_repo) if ahead_of_loop else None
+        once = alone(start.checks, start.expect)  # cheap checks run once, in a fresh sandbox
+        armed = spares.arm(run.spec, start.expect, start.python_repo, alone=once)
+        verifier = armed if ahead_of_loop else None
         result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, verifier)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
@@ -227,7 +232,7 @@ def solve(
     finally:
         knowledge.close()
     closing = Closing(sandbox, lanes)  # removed while the committed tree is checked
-    result, final, checked_ahead = _verify(run, result, start, deps, spares)
+    result, final, beside = _verify(run, result, start, deps, spares)
     commit = _commit(run, result)  # while the sandboxes are removed
     if left := "; ".join(x for x in (closing.wait(), spares.close()) if x):
         on_event(f"warning: {left}")  # e.g. the engine died: the run's own result stands
@@ -242,7 +247,7 @@ def solve(
         files_changed=tuple(ws.staged_files()) if commit or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
         notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
-        + ((VERIFIED_AHEAD,) if checked_ahead else ()),
+        + ((VERIFIED_AS_ITERATION if beside.iteration else VERIFIED_AHEAD,) if beside else ()),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
@@ -266,10 +271,10 @@ def _asked(
 
 def _verify(
     run: Run, result: LoopResult, start: Baseline, env: Environment, spares: Speculation
-) -> tuple[LoopResult, Final, bool]:
+) -> tuple[LoopResult, Final, Verified | None]:
     """Stage the run's changes and check the committed tree: with the check made beside the
     last iteration when it checked exactly this tree, else now in a fresh sandbox; and
-    whether it was the one made ahead."""
+    the one made beside the last iteration when it was that one."""
     ws = run.ws
     spares.hold()  # git's index is the run's again
     ws.stage(result.changed)
@@ -278,7 +283,7 @@ def _verify(
     spare = spares.spare() if wanted and not checked else None
     args = (run.settings, run.spec, ws, spare, result, start.expect, start.python_repo, env)
     result, final = verify_run(*args, run.on_event, ahead=checked)
-    return result, final, checked is not None and bool(final.checks)
+    return result, final, checked if final.checks else None
 
 
 def _begin(

@@ -48,6 +48,11 @@ class Spare:
         except BaseException as exc:  # handed to whoever takes it
             self._error = exc
 
+    @property
+    def ready(self) -> bool:
+        """Whether its start is over (`take` would not wait)."""
+        return self._thread.ident is not None and not self._thread.is_alive()
+
     def take(self) -> DockerSandbox:
         if self._thread.ident is None:  # never started in the background
             self._start()

@@ -11,6 +11,16 @@ that result is the verification; when they fail, the thread is abandoned (its sa
 removed, which ends its commands) and a fresh spare is started for the next iteration,
 while the model is asked. Each check still runs on exactly the bytes committed, in a
 sandbox of its own: what is saved is the waiting, on a machine with a core to spare.
+
+When the checks are cheap (`alone`: the baseline's, a cold first run, took under
+ALONE_UNDER_S, and no first pass of likely failures applies), a warm sandbox cannot save
+what running them twice costs: the check in the fresh sandbox is then the iteration's
+only one (`instead`), its result the loop's, and the verification when it passes (or
+when the run ends on it). Every iteration is then checked fresh, on the bytes it would
+commit, and one check run less. Only in a spare whose start is over by the time the edits
+are: else (a model that answers at once) the loop's warm sandbox checks too, so a failure
+does not wait for a container. Costly checks (a build a warm sandbox caches, a suite a
+first pass cuts short) always keep both: the loop's answers first when it fails.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ from codebot.spec import TaskSpec
 from codebot.verify import Staged, Verified, check_staged, staged
 from codebot.workspace import Workspace
 
+# Checks whose baseline took less than this run once an iteration, in the fresh sandbox
+# only: the most a warm sandbox could save them is what their cold first run cost.
+ALONE_UNDER_S = 2.0
+
 
 def speculates(settings: Settings) -> bool:
     """Whether a run checks ahead: with one candidate per iteration (best-of-N checks in
@@ -42,14 +56,25 @@ def speculates(settings: Settings) -> bool:
     return settings.verify_ahead == "on" or (os.cpu_count() or 1) > 1
 
 
+def alone(baseline: Sequence[CheckResult], expect: Expectation) -> bool:
+    """Whether an iteration's checks are cheap enough to run only in the fresh sandbox:
+    the baseline's (setup aside: the environment's image keeps what it made) took under
+    ALONE_UNDER_S, and no first pass of the likely failures is planned (the loop's
+    sandbox would cut a failing suite short)."""
+    if expect.first is not None:
+        return False
+    return sum(c.duration_s for c in baseline if c.name != "setup") < ALONE_UNDER_S
+
+
 class _Job:
     """One tree staged and checked in its own thread. Staging (git's index, then the tree
     checked out) comes first, off the loop's way; `staged` is set once git is done with."""
 
-    def __init__(self, prepare: _Prepare, spare: Spare, check: _Check) -> None:
+    def __init__(self, prepare: _Prepare, spare: Spare, check: _Check, alone: bool) -> None:
         self._prepare = prepare
         self._spare = spare
         self._check = check
+        self.alone = alone  # its checks are the iteration's own
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()
         self.staged = threading.Event()
@@ -57,6 +82,7 @@ class _Job:
         self.tree_id = ""  # git's id of the tree checked, once staged
         self.abandoned = False
         self.result: Verified | None = None
+        self.error: BaseException | None = None  # what stopped the check, if anything did
         self.left = ""  # what could not be removed of its sandbox
         self._closer: threading.Thread | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="codebot-verify-ahead")
@@ -77,9 +103,10 @@ class _Job:
                     if self.abandoned:
                         return
                 checks = self._check(staged_tree, taken)
-                self.result = Verified(checks, "", round(time.monotonic() - began, 3))
-            except BaseException:  # whatever it was, the verification then runs after the loop
-                self.result = None
+                took = round(time.monotonic() - began, 3)
+                self.result = Verified(checks, "", took, iteration=self.alone)
+            except BaseException as exc:  # the verification then runs after the loop
+                self.result, self.error = None, exc  # (alone: the loop stops on it)
             finally:
                 self.checked.set()  # the run goes on while the sandbox is removed
                 with self._lock:
@@ -114,8 +141,9 @@ class Speculation:
     """`protocols.Verifier` for a run once `arm`ed: see the module's docstring. It owns the
     run's spare sandboxes, whether it checks ahead or not (then the verification after the
     loop takes `spare`); whoever made it must `close` it. The first spare starts when
-    `spare` is first called (the runner calls it once the baseline is in: a container
-    starting beside the baseline's tests slowed them more than it saved)."""
+    `spare` is first called (the runner calls it as the baseline starts, so that it is
+    ready for the first edits: a check then runs `alone` only in a spare already started,
+    else a failing one would wait for a container)."""
 
     def __init__(
         self,
@@ -128,13 +156,19 @@ class Speculation:
         self._settings, self._env, self._run_id, self._ws = settings, env, run_id, ws
         self._spare: Spare | None = spare
         self._check: _Check | None = None  # set by `arm`
+        self._alone = False  # set by `arm`: see `alone`
         self._job: _Job | None = None
+        self._failed: _Job | None = None  # alone: the last check done whose tree failed
         self._abandoned: list[_Job] = []
         self._made = 0 if spare is None else 1  # spares made
 
-    def arm(self, spec: TaskSpec, expect: Expectation, python_repo: bool) -> Speculation:
-        """Ready to check ahead, with the checks the baseline taught (before `start`)."""
+    def arm(
+        self, spec: TaskSpec, expect: Expectation, python_repo: bool, *, alone: bool = False
+    ) -> Speculation:
+        """Ready to check ahead, with the checks the baseline taught (before `start`);
+        `alone`: each check here is the iteration's only one (see the module's docstring)."""
         env = self._env
+        self._alone = alone
         self._check = lambda tree, sandbox: check_staged(
             spec, tree, sandbox, expect, python_repo=python_repo, env=env
         )
@@ -145,7 +179,9 @@ class Speculation:
         assert self._check is not None, "arm() comes before start()"
         self.cancel()
         paths = tuple(changed)
-        self._job = _Job(lambda: self._stage(paths), self._take_spare(), self._check)
+        spare = self._take_spare()
+        alone = self._alone and spare.ready  # else a failure would wait for a container
+        self._job = _Job(lambda: self._stage(paths), spare, self._check, alone)
 
     def _stage(self, paths: Sequence[str]) -> AbstractContextManager[Staged]:
         self._ws.stage(paths)
@@ -168,14 +204,28 @@ class Speculation:
         if job is None:
             return False
         job.staged.wait()
+        if job.alone and job.checked.is_set() and job.result is not None:
+            self._failed = job  # the iteration's own checks: still its tree's verification
         job.abandon()
         self._abandoned.append(job)
         return True
 
+    def instead(self) -> tuple[CheckResult, ...] | None:
+        """Armed `alone`: the checks of the tree `start` staged, once done, as the
+        iteration's own (what stopped them, e.g. a SandboxError, is raised here, as the
+        loop's own checks would raise it); None when not alone."""
+        job = self._job
+        if job is None or not job.alone:
+            return None
+        job.checked.wait()
+        if job.error is not None:
+            raise job.error
+        return None if job.result is None else job.result.checks
+
     def verified(self, tree_id: str) -> Verified | None:
         """The check of the tree `tree_id`, once it is done; None when there is none (it
         failed to run, or the tree to commit is another)."""
-        job = self._job
+        job = self._job or self._failed  # a run may end on a failing iteration
         if job is None:
             return None
         job.staged.wait()

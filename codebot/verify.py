@@ -69,7 +69,12 @@ def verify_run(
         why = "interrupted while checking the committed tree in a fresh sandbox"
         return replace(result, stop_reason="interrupted", stop_detail=why), Final()
     said = ", ".join(_said(c) for c in verified.checks)
-    on_event(f"verify: {said}" + (" (checked beside the last iteration's checks)" if ahead else ""))
+    how = ""
+    if ahead is not None and ahead.iteration:
+        how = " (the last iteration's own checks, in a fresh sandbox)"
+    elif ahead is not None:
+        how = " (checked beside the last iteration's checks)"
+    on_event(f"verify: {said}{how}")
     if verified.leftover:
         on_event(f"warning: {verified.leftover}")
     final = Final(verified.checks, {"verify_s": verified.duration_s})
@@ -89,6 +94,7 @@ class Verified:
     checks: tuple[CheckResult, ...]
     leftover: str = ""  # what could not be removed afterwards ("" when all is gone)
     duration_s: float = 0.0
+    iteration: bool = False  # these were the last iteration's own checks (codebot.speculate)
 
     @property
     def passed(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +19,15 @@ from codebot import config as cfg
 from codebot.checks import Expectation
 from codebot.environment import Environment
 from codebot.errors import ConfigError
-from codebot.runner import VERIFIED_AHEAD
+from codebot.records import CheckName, CheckResult
+from codebot.runner import VERIFIED_AHEAD, VERIFIED_AS_ITERATION
 from codebot.sandboxes import Spare
+from codebot.selection import FirstPass
 from codebot.spec import TaskSpec
-from codebot.speculate import Speculation, speculates
+from codebot.speculate import Speculation, alone, speculates
 from codebot.workspace import Workspace
 from tests.support.git_repos import make_repo
+from tests.support.model_server import Turn
 from tests.test_end_to_end import cli_env, codebot, run_dir
 from tests.test_loop import block
 
@@ -100,37 +104,130 @@ def test_closing_after_the_check_is_used_starts_no_other_sandbox(
     assert [n for n in names if n.startswith(f"codebot-{run_id}")] == [f"codebot-{run_id}-verify"]
 
 
-# A whole run: the first reply fails, the second passes; the verification is the one checked
-# beside the second iteration's checks.
+def started(spare: Spare) -> Spare:
+    deadline = time.monotonic() + 60
+    while not spare.ready and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return spare
+
+
+@pytest.mark.docker
+def test_armed_alone_the_check_ahead_is_the_iterations_own(speculation) -> None:
+    made, ws = speculation
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a * b"))
+    made.arm(SPEC, Expectation(), True, alone=True)
+    started(made.spare())  # as with a model that takes its time
+
+    made.start(["calc.py"])
+    checks = made.instead()
+
+    assert checks is not None and [(c.name, c.passed) for c in checks] == [
+        ("lint", True), ("test", False)
+    ]  # fmt: skip
+    made.hold()
+    tree = ws.staged_tree_id()
+    made.cancel()  # the loop saw it fail; a run ending here needs no other check of it
+    verified = made.verified(tree)
+    assert verified is not None and verified.iteration and verified.checks == checks
+
+
+@pytest.mark.docker
+def test_a_check_in_a_sandbox_still_starting_is_not_the_iterations_own(speculation) -> None:
+    made, ws = speculation
+    (ws.path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    made.start(["calc.py"])
+    assert made.instead() is None  # not armed alone: the loop runs its own checks
+
+    made.arm(SPEC, Expectation(), True, alone=True)
+    made.cancel()  # a new spare starts now
+    made.start(["calc.py"])  # in it, at once: a model that answers at once
+    assert made.instead() is None  # the loop's warm sandbox answers first if it fails
+    made.hold()
+    verified = made.verified(ws.staged_tree_id())
+    assert verified is not None and verified.passed and not verified.iteration
+
+
+def test_only_cheap_checks_run_alone() -> None:
+    def check(name: CheckName, took: float) -> CheckResult:
+        return CheckResult(name, "x", True, 0, took, "")
+
+    assert alone([check("lint", 0.1), check("test", 0.5)], Expectation())
+    assert alone([check("setup", 60.0), check("test", 0.5)], Expectation())  # kept in the image
+    assert not alone([check("build", 1.5), check("test", 0.6)], Expectation())
+    first = FirstPass(("python3", "-m", "pytest"), (), ("test_calc.py::test_add",))
+    assert not alone([check("test", 0.5)], Expectation(first=first))  # a first pass pays
+
+
+# A whole run: the first reply fails, the second passes.
 TASK = "id: fix-add\ntitle: Fix add\ndescription: add subtracts.\ntest: python3 -m pytest -q\n"
+SLOW = "import time\n\n\ndef test_slow():\n    time.sleep(1.1)\n"
 
 
+def two_tries(
+    model_server, tmp_path: Path, image: str, files: dict[str, str], delay_s: float = 0.0
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`codebot dry-run` on `files` with a model whose first reply fails and second passes,
+    each after `delay_s`; what it printed and its run.json."""
+    repo = make_repo(tmp_path / "repo", files)
+    (tmp_path / "task.yaml").write_text(TASK)
+    model_server.script(
+        Turn.reply(
+            block("    return a - b\n", "    return a * b\n", why="Try *."), delay_s=delay_s
+        ),
+        Turn.reply(block("    return a * b\n", "    return a + b\n", why="Add."), delay_s=delay_s),
+    )
+    runs = tmp_path / "runs"
+    result = codebot(
+        ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs)],
+        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=image, CODEBOT_VERIFY_AHEAD="on"),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((run_dir(runs) / "run.json").read_text())
+    assert record["stop_reason"] == "passed" and len(record["iterations"]) == 2
+    return result, record
+
+
+# With a suite costly enough for a first pass (a second's sleep), the loop's sandbox runs each
+# iteration's checks and the verification is the one checked beside the second iteration's.
 @pytest.mark.docker
 def test_a_run_uses_the_check_made_beside_its_last_iteration(
     model_server, tmp_path, sandbox_image, no_leftover_containers
 ) -> None:
-    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
-    (tmp_path / "task.yaml").write_text(TASK)
-    model_server.script(
-        block("    return a - b\n", "    return a * b\n", why="Try *."),
-        block("    return a * b\n", "    return a + b\n", why="Add."),
-    )
-    runs = tmp_path / "runs"
+    files = {"calc.py": CALC, "test_calc.py": TEST, "test_slow.py": SLOW}
 
-    result = codebot(
-        ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs)],
-        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, CODEBOT_VERIFY_AHEAD="on"),
-        tmp_path,
-    )
+    result, record = two_tries(model_server, tmp_path, sandbox_image, files)
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    record = json.loads((run_dir(runs) / "run.json").read_text())
-    assert record["stop_reason"] == "passed" and len(record["iterations"]) == 2
     assert VERIFIED_AHEAD in record["notes"]
     assert [(c["name"], c["passed"]) for c in record["final_checks"]] == [
         ("lint", True), ("test", True)
     ]  # fmt: skip
     assert "checked beside the last iteration's checks" in result.stderr + result.stdout
+
+
+# Cheap checks, and a model that takes a second, as real ones do, or more.
+@pytest.mark.docker
+def test_cheap_checks_run_once_an_iteration_each_in_a_fresh_sandbox(
+    model_server, tmp_path, sandbox_image, no_leftover_containers
+) -> None:
+    since = int(time.time()) - 1
+    files = {"calc.py": CALC, "test_calc.py": TEST}
+
+    result, record = two_tries(model_server, tmp_path, sandbox_image, files, delay_s=1)
+
+    first, second = record["iterations"]
+    assert "assert 6 == 5" in first["checks"][-1]["output"]  # the fresh check's feedback
+    assert [(c["name"], c["passed"]) for c in second["checks"]] == [("lint", True), ("test", True)]
+    assert record["final_checks"] == second["checks"]  # the same results, not a third run
+    assert VERIFIED_AS_ITERATION in record["notes"]
+    assert "(the last iteration's own checks, in a fresh sandbox)" in result.stdout + result.stderr
+    events = docker.from_env().events(
+        since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
+    )
+    run_id = record["run_id"]
+    execs = [e["Actor"]["Attributes"]["name"] for e in events if e["Action"] == "exec_die"]
+    mine = [n.removeprefix(f"codebot-{run_id}") for n in execs if n.startswith(f"codebot-{run_id}")]
+    assert sorted(mine) == ["", "-verify", "-verify2"]  # the baseline, then one per iteration
 
 
 def test_checking_ahead_is_on_with_a_core_to_spare_and_can_be_turned_off() -> None:
@@ -143,28 +240,30 @@ def test_checking_ahead_is_on_with_a_core_to_spare_and_can_be_turned_off() -> No
 
 
 @pytest.mark.docker
-def test_the_verification_sandbox_starts_once_the_baseline_is_in(
+def test_the_verification_sandbox_starts_beside_the_baseline(
     model_server, tmp_path, sandbox_image, no_leftover_containers
 ) -> None:
-    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
+    slow = TEST + "\n\ndef test_slow():\n    __import__('time').sleep(0.5)\n"
+    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": slow})
     (tmp_path / "task.yaml").write_text(TASK)
     model_server.script(block("    return a - b\n", "    return a + b\n", why="Add."))
     since = int(time.time()) - 1
 
     result = codebot(
         ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(tmp_path / "runs")],
-        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image),
+        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, CODEBOT_VERIFY_AHEAD="on"),
         tmp_path,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    run_id = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())["run_id"]
+    record = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())
     events = docker.from_env().events(
         since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
     )
     seen = [
         (e["timeNano"], e["Action"].split(":")[0], e["Actor"]["Attributes"]["name"]) for e in events
     ]
-    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == f"codebot-{run_id}")
-    spare_started = min(t for t, a, n in seen if a == "start" and n == f"codebot-{run_id}-verify")
-    assert baseline_done < spare_started
+    sandbox = f"codebot-{record['run_id']}"
+    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == sandbox)
+    spare_made = min(t for t, a, n in seen if a == "create" and n == f"{sandbox}-verify")
+    assert spare_made < baseline_done

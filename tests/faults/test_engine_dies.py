@@ -26,8 +26,14 @@ from codebot import github_flow
 from codebot.errors import SandboxError
 from codebot.forge import ClientOptions, GitHubForge
 from tests.faults.conftest import codebot_branches, write_spec
-from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
-from tests.support.docker_fixtures import LABEL, remove_leftovers, sandbox_leftovers
+from tests.faults.sandbox_watch import (
+    SLOW_AFTER_EDIT,
+    container_running_slow_check,
+    in_a_second,
+    run_of,
+    tagged,
+)
+from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
 from tests.support.engine_proxy import EngineProxy
 from tests.support.git_repos import git, snapshot
 from tests.support.github_server import GitHubServer
@@ -67,7 +73,7 @@ def run_until_the_engine_dies(
 ) -> DeadEngineRun:
     """The CLI talks to the engine through `proxy`, which is cut while iteration 1's check
     sleeps; the test watches the sandbox through the real engine (`client`)."""
-    server.script(MINUTES_DIFF)
+    server.script(in_a_second(MINUTES_DIFF))
     command, token = tagged(SLOW_AFTER_EDIT)
     spec = write_spec(tmp, test=command)
     before = snapshot(repo)
@@ -86,7 +92,7 @@ def run_until_the_engine_dies(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    run_id = str(sandbox.labels[LABEL])
+    run_id = run_of(sandbox)
     stranded = sandbox_leftovers(client, run_id)
     remove_leftovers(client, run_id)  # the dead engine could not; nothing may leak
     assert not sandbox_leftovers(client, run_id)

@@ -21,8 +21,14 @@ import pytest
 from codebot.config import SandboxConfig
 from codebot.sandbox import DockerSandbox
 from tests.faults.conftest import DryRun, codebot_branches, write_spec
-from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
-from tests.support.docker_fixtures import LABEL, remove_leftovers, sandbox_leftovers
+from tests.faults.sandbox_watch import (
+    SLOW_AFTER_EDIT,
+    container_running_slow_check,
+    in_a_second,
+    run_of,
+    tagged,
+)
+from tests.support.docker_fixtures import remove_leftovers, sandbox_leftovers
 from tests.support.git_repos import snapshot
 from tests.support.model_server import ScriptedModelServer
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
@@ -30,29 +36,38 @@ from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT, cli_env
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh-sandbox", "loop-sandbox"])
 def test_ctrl_c_during_a_check_exits_130_and_leaves_no_container_and_no_branch(
-    model_server: ScriptedModelServer, example_repo, tmp_path, sandbox_image, docker_client
+    model_server: ScriptedModelServer,
+    example_repo,
+    tmp_path,
+    sandbox_image,
+    docker_client,
+    fresh: bool,
 ):
-    model_server.script(MINUTES_DIFF)
+    """Whether the iteration's check runs in its fresh sandbox (cheap checks) or in the
+    loop's (checking ahead off)."""
+    model_server.script(in_a_second(MINUTES_DIFF))
     command, token = tagged(SLOW_AFTER_EDIT)
     spec = write_spec(tmp_path, test=command)
     before = snapshot(example_repo)
+    ahead = {} if fresh else {"CODEBOT_VERIFY_AHEAD": "off"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "codebot", "dry-run", str(spec), "--repo", str(example_repo),
          "--runs-dir", "runs"],
-        cwd=tmp_path, env=cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image),
+        cwd=tmp_path, env=cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, **ahead),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )  # fmt: skip
     try:
-        sandbox = container_running_slow_check(docker_client, model_server, token)
+        sandbox = container_running_slow_check(docker_client, model_server, token, fresh=fresh)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=20)  # not after the check's `sleep 30`: at once
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    run_id = sandbox.labels[LABEL]
+    run_id = run_of(sandbox)
     left = sandbox_leftovers(docker_client, run_id)
     remove_leftovers(docker_client, run_id)  # so one leak does not spill into other tests
 
@@ -92,7 +107,7 @@ def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
     forever) stays until the next run on this host sees that its maker is gone. A sandbox
     whose maker is alive (this test process) is left alone."""
     live = DockerSandbox.start(SandboxConfig(image=sandbox_image), run_ids())
-    model_server.script(MINUTES_DIFF)
+    model_server.script(in_a_second(MINUTES_DIFF))
     command, token = tagged(SLOW_AFTER_EDIT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "codebot", "dry-run", str(write_spec(tmp_path, test=command)),
@@ -101,7 +116,7 @@ def test_a_run_killed_outright_leaves_a_sandbox_that_the_next_run_removes(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        killed = str(container_running_slow_check(docker_client, model_server, token).labels[LABEL])
+        killed = run_of(container_running_slow_check(docker_client, model_server, token))
         proc.kill()
         proc.communicate(timeout=30)
         stranded = sandbox_leftovers(docker_client, killed)

@@ -15,7 +15,12 @@ from codebot import config as cfg
 from codebot.errors import SandboxError
 from codebot.local import RunRequest, execute
 from tests.faults.conftest import DryRun, Run, codebot_branches, run_env, write_spec
-from tests.faults.sandbox_watch import SLOW_AFTER_EDIT, container_running_slow_check, tagged
+from tests.faults.sandbox_watch import (
+    SLOW_AFTER_EDIT,
+    container_running_slow_check,
+    in_a_second,
+    tagged,
+)
 from tests.support.git_repos import make_repo, snapshot
 from tests.support.model_server import ScriptedModelServer
 from tests.test_end_to_end import MINUTES_DIFF, VALIDATION_EDIT
@@ -40,34 +45,45 @@ NO_MORE_SCRATCH_AND_VALIDATION = (
 
 
 def run_with_the_sandbox_removed_mid_check(
-    dry_run: DryRun, server: ScriptedModelServer, client: docker.DockerClient, directory: Path
+    dry_run: DryRun,
+    server: ScriptedModelServer,
+    client: docker.DockerClient,
+    directory: Path,
+    fresh: bool,
 ) -> tuple[Run, str]:
     """A run whose sandbox someone removes (`docker rm -f`) while iteration 1's check runs;
-    the run and the removed container's name."""
-    server.script(MINUTES_DIFF)
+    the run and the removed container's name. `fresh`: the check runs in the iteration's
+    fresh sandbox (cheap checks, codebot.speculate), else in the loop's own (checking ahead
+    off)."""
+    server.script(in_a_second(MINUTES_DIFF))
     command, token = tagged(SLOW_AFTER_EDIT)
 
     def remove_the_sandbox() -> str:
-        container = container_running_slow_check(client, server, token)
+        container = container_running_slow_check(client, server, token, fresh=fresh)
         container.remove(force=True)
         return str(container.name)
 
+    ahead = {} if fresh else {"CODEBOT_VERIFY_AHEAD": "off"}
     with ThreadPoolExecutor(1) as pool:
         removed = pool.submit(remove_the_sandbox)
-        run = dry_run(spec=write_spec(directory, test=command))
+        run = dry_run(spec=write_spec(directory, test=command), **ahead)
         return run, removed.result()
 
 
+WHERE = pytest.mark.parametrize("fresh", [True, False], ids=["fresh-sandbox", "loop-sandbox"])
+
+
 @pytest.mark.docker
+@WHERE
 def test_sandbox_removed_during_a_check_stops_the_run_with_sandbox_error(
-    dry_run: DryRun, model_server: ScriptedModelServer, docker_client, tmp_path
+    dry_run: DryRun, model_server: ScriptedModelServer, docker_client, tmp_path, fresh: bool
 ):
     run, name = run_with_the_sandbox_removed_mid_check(
-        dry_run, model_server, docker_client, tmp_path
+        dry_run, model_server, docker_client, tmp_path, fresh
     )
 
     record = run.assert_nothing_lost(docker_client, "sandbox_error")  # volumes included
-    assert name == f"codebot-{record['run_id']}"
+    assert name == f"codebot-{record['run_id']}" + ("-verify" if fresh else "")
     # Gone, or still being removed when codebot next speaks to it: the engine says either.
     assert record["stop_detail"].startswith(f"the sandbox container {name} is ")
     assert record["stop_detail"].endswith(
@@ -76,10 +92,13 @@ def test_sandbox_removed_during_a_check_stops_the_run_with_sandbox_error(
 
 
 @pytest.mark.docker
+@WHERE
 def test_the_iteration_a_sandbox_fault_cut_short_keeps_its_reply_in_the_run_record(
-    dry_run: DryRun, model_server: ScriptedModelServer, docker_client, tmp_path
+    dry_run: DryRun, model_server: ScriptedModelServer, docker_client, tmp_path, fresh: bool
 ):
-    run, _ = run_with_the_sandbox_removed_mid_check(dry_run, model_server, docker_client, tmp_path)
+    run, _ = run_with_the_sandbox_removed_mid_check(
+        dry_run, model_server, docker_client, tmp_path, fresh
+    )
 
     record = run.assert_nothing_lost(docker_client, "sandbox_error")
     assert [(i["reply"], i["decision"]) for i in record["iterations"]] == [(MINUTES_DIFF, "stop")]
