@@ -84,6 +84,37 @@ def test_files_are_sent_as_they_were_when_synced(workspace: DockerSandbox, tmp_p
     assert workspace.run("cat b.py", 10).output == "b\n"
 
 
+def test_syncs_before_a_command_all_go_with_it_in_order(
+    workspace: DockerSandbox, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    root = write_tree(tmp_path, {"a.py": "first\n", "b.py": "b\n", "gone.py": "g\n"})
+    workspace.sync(root)
+    assert workspace.run("true", 10).exit_code == 0
+    engine = Engine(docker_client, workspace.name)
+
+    (root / "a.py").write_text("second\n")
+    (root / "gone.py").unlink()
+    workspace.sync(root, ["a.py", "gone.py"])  # e.g. an iteration's edits, no command after
+    (root / "a.py").write_text("third\n")
+    (root / "c.py").write_text("c\n")
+    workspace.sync(root, ["a.py", "c.py"])  # the next iteration's
+    ran = workspace.run("cat a.py b.py c.py; test -e gone.py || echo no-gone", 10)
+
+    assert (ran.exit_code, ran.output) == (0, "third\nb\nc\nno-gone\n")
+    assert engine.count() == {"exec_create": 1, "extract-to-dir": 0}
+
+
+def test_waiting_syncs_a_read_sends_first_go_as_archives_in_order(
+    workspace: DockerSandbox, tmp_path: Path
+) -> None:
+    root = write_tree(tmp_path, {"a.py": "first\n"})
+    workspace.sync(root, ["a.py"])
+    (root / "a.py").write_text("second\n")
+    workspace.sync(root, ["a.py"])
+
+    assert workspace.read_file("a.py", 100) == b"second\n"
+
+
 def test_a_sync_the_script_cannot_do_is_copied_as_an_archive(
     workspace: DockerSandbox, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:

@@ -81,7 +81,8 @@ class DockerSandbox:
         self._counters = commands.CgroupCounters()
         self._closed = False
         # Files synced, to go with the next command: as a script, as an archive, deletions.
-        self._pending: tuple[str, bytes, tuple[str, ...]] | None = None
+        # Syncs waiting for the next command, in order: (script, archive, deleted paths).
+        self._pending: list[tuple[str, bytes, tuple[str, ...]]] = []
         self.swept: list[str] = []  # run ids of abandoned sandboxes removed at start
 
     @classmethod
@@ -114,24 +115,24 @@ class DockerSandbox:
 
     def sync(self, root: Path, paths: Sequence[str] | None = None) -> None:
         """Copy files under `root` into the workspace (never `.git`); delete missing `paths`.
-        Up to `SYNC_LIMIT` of them go with the next command, in its exec (codebot.tree
-        .script); more, or before a read or a root command, as an archive."""
+        Up to `SYNC_LIMIT` of them (with those of earlier syncs still waiting) go with the
+        next command, in its exec (codebot.tree.script); more, or before a read or a root
+        command, as an archive."""
         root = root.resolve()
         wanted = None if paths is None else [tree.safe_relpath(p) for p in paths]
         members, missing = tree.collect(root, wanted)
-        if self._pending is None:
-            script = tree.script(root, members, missing, SYNC_LIMIT)
-            if script is not None:  # the archive too: the files may change before it is sent
-                self._pending = (script, tree.tar(root, members, SANDBOX_UID), tuple(missing))
-                return
+        room = SYNC_LIMIT - sum(len(script) for script, _, _ in self._pending)
+        script = tree.script(root, members, missing, room)
+        if script is not None:  # the archive too: the files may change before it is sent
+            self._pending.append((script, tree.tar(root, members, SANDBOX_UID), tuple(missing)))
+            return
         self._flush()
         self._copy(tree.tar(root, members, SANDBOX_UID) if members else b"", missing)
 
     def _flush(self) -> None:
-        """Copy what is waiting for the next command now, as an archive."""
-        if self._pending is not None:
-            _, archived, missing = self._pending
-            self._pending = None
+        """Copy what is waiting for the next command now, as archives, in order."""
+        pending, self._pending = self._pending, []
+        for _, archived, missing in pending:
             self._copy(archived, missing)
 
     def _copy(self, archived: bytes, missing: Sequence[str]) -> None:
@@ -156,14 +157,14 @@ class DockerSandbox:
         (relative ones under the workspace) read back, as `read_file` gives them, in the exec
         that kills what the steps left (codebot.sandbox.steps)."""
         full = self._full_paths(paths)
-        pending, self._pending = self._pending, None
+        pending, self._pending = self._pending, []
         args = (self._client.api, self.name, self._config, self._counters, steps, full)
         with self._live():
             try:
-                ran, got = steps_run(*args, pending[0] if pending else "")
-            except SyncRefused:  # nothing ran: copy the files as an archive, and run
-                assert pending is not None
-                self._copy(pending[1], pending[2])
+                ran, got = steps_run(*args, "".join(script for script, _, _ in pending))
+            except SyncRefused:  # nothing ran: copy the files as archives, and run
+                for _, archived, missing in pending:
+                    self._copy(archived, missing)
                 ran, got = steps_run(*args)
         return ran, {p: got[f] for p, f in zip(paths, full, strict=True)}
 
