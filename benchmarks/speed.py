@@ -131,8 +131,8 @@ def main() -> None:
     lines = [
         f"{machine()}, {args.runs} runs, medians",
         "",
-        f"- trivial task end to end (`codebot dry-run`, sandboxed lint + tests, baseline and "
-        f"fresh-sandbox verification): {result['trivial_task_s']} s",
+        f"- trivial task end to end (`codebot dry-run`, sandboxed lint + tests: the baseline, "
+        f"then the fix checked in a fresh sandbox, the verification): {result['trivial_task_s']} s",
         "  - run.json `timings`, medians (environment and sandbox_ready: since the run's start, "
         "after imports, configuration and clone; the others: durations): "
         + ", ".join(f"{k.removesuffix('_s')} {v} s" for k, v in phases.items()),
