@@ -20,7 +20,8 @@ when the run ends on it). Every iteration is then checked fresh, on the bytes it
 commit, and one check run less. Only in a spare whose start is over by the time the edits
 are: else (a model that answers at once) the loop's warm sandbox checks too, so a failure
 does not wait for a container. Costly checks (a build a warm sandbox caches, a suite a
-first pass cuts short) always keep both: the loop's answers first when it fails.
+first pass cuts short) always keep both: the loop's answers first when it fails; so does
+an environment whose fresh sandboxes first copy in what its setup left in the workspace.
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ def speculates(settings: Settings) -> bool:
     return settings.verify_ahead == "on" or (os.cpu_count() or 1) > 1
 
 
-def alone(baseline: Sequence[CheckResult], expect: Expectation) -> bool:
+def alone(baseline: Sequence[CheckResult], expect: Expectation, env: Environment) -> bool:
     """Whether an iteration's checks are cheap enough to run only in the fresh sandbox:
     the baseline's (setup aside: the environment's image keeps what it made) took under
-    ALONE_UNDER_S, and no first pass of the likely failures is planned (the loop's
-    sandbox would cut a failing suite short)."""
-    if expect.first is not None:
+    ALONE_UNDER_S, no first pass of the likely failures is planned (the loop's sandbox
+    would cut a failing suite short), and a fresh sandbox has no workspace to copy from
+    the environment first (what setup left there, node_modules say, may be large)."""
+    if expect.first is not None or env.restores_workspace:
         return False
     return sum(c.duration_s for c in baseline if c.name != "setup") < ALONE_UNDER_S
 

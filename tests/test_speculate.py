@@ -151,11 +151,14 @@ def test_only_cheap_checks_run_alone() -> None:
     def check(name: CheckName, took: float) -> CheckResult:
         return CheckResult(name, "x", True, 0, took, "")
 
-    assert alone([check("lint", 0.1), check("test", 0.5)], Expectation())
-    assert alone([check("setup", 60.0), check("test", 0.5)], Expectation())  # kept in the image
-    assert not alone([check("build", 1.5), check("test", 0.6)], Expectation())
+    plain = Environment("codebot-sandbox:bookworm")
+    assert alone([check("lint", 0.1), check("test", 0.5)], Expectation(), plain)
+    assert not alone([check("build", 1.5), check("test", 0.6)], Expectation(), plain)
     first = FirstPass(("python3", "-m", "pytest"), (), ("test_calc.py::test_add",))
-    assert not alone([check("test", 0.5)], Expectation(first=first))  # a first pass pays
+    assert not alone([check("test", 0.5)], Expectation(first=first), plain)  # a first pass pays
+    set_up = Environment("codebot-env:0123", key="0123", setup=check("setup", 60.0))
+    assert set_up.restores_workspace  # its fresh sandboxes first copy what setup left
+    assert not alone([check("setup", 60.0), check("test", 0.5)], Expectation(), set_up)
 
 
 # A whole run: the first reply fails, the second passes.
