@@ -152,11 +152,20 @@ def prepare(
     return _build(settings, spec, run_id, key, tag, base_tree)
 
 
-def fill(sandbox: Sandbox, env: Environment, tree: Path, deleted: Sequence[str] = ()) -> None:
-    """A fresh sandbox made ready for checks: what setup left in the workspace, then the
-    files of `tree` over it (and the base files it `deleted` removed); then sealed."""
+def fill(
+    sandbox: Sandbox,
+    env: Environment,
+    tree: Path,
+    deleted: Sequence[str] = (),
+    *,
+    restored: bool = False,
+) -> None:
+    """A fresh sandbox made ready for checks: what setup left in the workspace (unless it
+    is `restored` already), then the files of `tree` over it (and the base files it
+    `deleted` removed); then sealed."""
     if env.restores_workspace:
-        restore(sandbox)
+        if not restored:
+            restore(sandbox)
         sandbox.sync(tree)
         if deleted:
             sandbox.sync(tree, deleted)

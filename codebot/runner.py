@@ -219,7 +219,7 @@ def solve(
         start = _baseline(run, sandbox, deps, knowledge, ahead)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
         ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
-        once = alone(start.checks, start.expect, deps)  # cheap: run once, in a fresh sandbox
+        once = alone(start.checks, start.expect)  # cheap: run once, in a fresh sandbox
         armed = spares.arm(run.spec, start.expect, start.python_repo, alone=once)
         verifier = armed if ahead_of_loop else None
         result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, verifier)

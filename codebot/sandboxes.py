@@ -35,22 +35,37 @@ class Spare:
     ) -> None:
         self._config = environment.sandbox_config(settings, env)
         self._run_id = f"{run_id}-{name}"
+        self._restores = env.restores_workspace
         self._sandbox: DockerSandbox | None = None
         self._error: BaseException | None = None
+        self.restored = False  # what setup left in the workspace is in it (environment.fill)
         self.left = ""  # what `discard` could not remove
         self._thread = threading.Thread(target=self._start, daemon=True, name="codebot-spare")
         if env.ready:  # no environment, no run to verify
             self._thread.start()
 
     def _start(self) -> None:
+        """Start it and, for an environment with a setup step, copy in what setup left in
+        the workspace (environment.restore) while it waits: off the path of whoever takes
+        it, who only fills in the tree."""
         try:
-            self._sandbox = DockerSandbox.start(self._config, self._run_id)
+            sandbox = DockerSandbox.start(self._config, self._run_id)
         except BaseException as exc:  # handed to whoever takes it
             self._error = exc
+            return
+        try:
+            if self._restores:
+                environment.restore(sandbox)
+                self.restored = True
+        except BaseException as exc:
+            self._error = exc
+            self.left = close_sandbox(sandbox)
+            return
+        self._sandbox = sandbox
 
     @property
     def ready(self) -> bool:
-        """Whether its start is over (`take` would not wait)."""
+        """Whether its start (and restore) is over: `take` would not wait."""
         return self._thread.ident is not None and not self._thread.is_alive()
 
     def take(self) -> DockerSandbox:

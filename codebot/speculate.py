@@ -20,8 +20,9 @@ when the run ends on it). Every iteration is then checked fresh, on the bytes it
 commit, and one check run less. Only in a spare whose start is over by the time the edits
 are: else (a model that answers at once) the loop's warm sandbox checks too, so a failure
 does not wait for a container. Costly checks (a build a warm sandbox caches, a suite a
-first pass cuts short) always keep both: the loop's answers first when it fails; so does
-an environment whose fresh sandboxes first copy in what its setup left in the workspace.
+first pass cuts short) always keep both: the loop's answers first when it fails. A spare
+of an environment with a setup step copies in what setup left in the workspace while it
+waits (codebot.sandboxes.Spare), so its check fills in only the tree.
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ def speculates(settings: Settings) -> bool:
     return settings.verify_ahead == "on" or (os.cpu_count() or 1) > 1
 
 
-def alone(baseline: Sequence[CheckResult], expect: Expectation, env: Environment) -> bool:
+def alone(baseline: Sequence[CheckResult], expect: Expectation) -> bool:
     """Whether an iteration's checks are cheap enough to run only in the fresh sandbox:
     the baseline's (setup aside: the environment's image keeps what it made) took under
-    ALONE_UNDER_S, no first pass of the likely failures is planned (the loop's sandbox
-    would cut a failing suite short), and a fresh sandbox has no workspace to copy from
-    the environment first (what setup left there, node_modules say, may be large)."""
-    if expect.first is not None or env.restores_workspace:
+    ALONE_UNDER_S, and no first pass of the likely failures is planned (the loop's
+    sandbox would cut a failing suite short). What setup left in the workspace
+    (node_modules, say) the spare copies in while it waits."""
+    if expect.first is not None:
         return False
     return sum(c.duration_s for c in baseline if c.name != "setup") < ALONE_UNDER_S
 
@@ -104,7 +105,7 @@ class _Job:
                     self._sandbox = taken
                     if self.abandoned:
                         return
-                checks = self._check(staged_tree, taken)
+                checks = self._check(staged_tree, taken, self._spare.restored)
                 took = round(time.monotonic() - began, 3)
                 self.result = Verified(checks, "", took, iteration=self.alone)
             except BaseException as exc:  # the verification then runs after the loop
@@ -135,7 +136,7 @@ class _Job:
             self._closer.join()
 
 
-_Check = Callable[[Staged, Sandbox], tuple[CheckResult, ...]]
+_Check = Callable[[Staged, Sandbox, bool], tuple[CheckResult, ...]]
 _Prepare = Callable[[], AbstractContextManager[Staged]]
 
 
@@ -171,8 +172,8 @@ class Speculation:
         `alone`: each check here is the iteration's only one (see the module's docstring)."""
         env = self._env
         self._alone = alone
-        self._check = lambda tree, sandbox: check_staged(
-            spec, tree, sandbox, expect, python_repo=python_repo, env=env
+        self._check = lambda tree, sandbox, restored: check_staged(
+            spec, tree, sandbox, expect, python_repo=python_repo, env=env, restored=restored
         )
         return self
 

@@ -134,9 +134,11 @@ def check_staged(
     *,
     python_repo: bool,
     env: Environment,
+    restored: bool = False,
 ) -> tuple[CheckResult, ...]:
-    """The checks of a staged tree in a fresh sandbox; the sandbox is the caller's."""
-    environment.fill(sandbox, env, tree.root, tree.deletions)
+    """The checks of a staged tree in a fresh sandbox; the sandbox is the caller's (`restored`:
+    what setup left in the workspace is in it already, codebot.sandboxes.Spare)."""
+    environment.fill(sandbox, env, tree.root, tree.deletions, restored=restored)
     checks = run_checks(  # the full suite only: a verdict, not a search
         sandbox, spec, tree.changed, python_repo=python_repo, expect=expect, select=False
     )
@@ -160,7 +162,10 @@ def verify(
     with staged(ws) as tree:
         sandbox = spare.take()
         try:
-            checks = check_staged(spec, tree, sandbox, expect, python_repo=python_repo, env=env)
+            checks = check_staged(
+                spec, tree, sandbox, expect, python_repo=python_repo, env=env,
+                restored=spare.restored,
+            )  # fmt: skip
         except BaseException:
             close_sandbox(sandbox)
             raise

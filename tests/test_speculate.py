@@ -151,14 +151,11 @@ def test_only_cheap_checks_run_alone() -> None:
     def check(name: CheckName, took: float) -> CheckResult:
         return CheckResult(name, "x", True, 0, took, "")
 
-    plain = Environment("codebot-sandbox:bookworm")
-    assert alone([check("lint", 0.1), check("test", 0.5)], Expectation(), plain)
-    assert not alone([check("build", 1.5), check("test", 0.6)], Expectation(), plain)
+    assert alone([check("lint", 0.1), check("test", 0.5)], Expectation())
+    assert alone([check("setup", 60.0), check("test", 0.5)], Expectation())  # kept in the image
+    assert not alone([check("build", 1.5), check("test", 0.6)], Expectation())
     first = FirstPass(("python3", "-m", "pytest"), (), ("test_calc.py::test_add",))
-    assert not alone([check("test", 0.5)], Expectation(first=first), plain)  # a first pass pays
-    set_up = Environment("codebot-env:0123", key="0123", setup=check("setup", 60.0))
-    assert set_up.restores_workspace  # its fresh sandboxes first copy what setup left
-    assert not alone([check("setup", 60.0), check("test", 0.5)], Expectation(), set_up)
+    assert not alone([check("test", 0.5)], Expectation(first=first))  # a first pass pays
 
 
 # A whole run: the first reply fails, the second passes.
@@ -270,3 +267,45 @@ def test_the_verification_sandbox_starts_beside_the_baseline(
     baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == sandbox)
     spare_made = min(t for t, a, n in seen if a == "create" and n == f"{sandbox}-verify")
     assert spare_made < baseline_done
+
+
+# An environment with a setup step: its fresh sandboxes need what setup left in the workspace,
+# which the spare copies in while it waits (codebot.sandboxes.Spare).
+GENERATED = "\n\ndef test_generated():\n    assert open('gen/answer.txt').read() == '42\\n'\n"
+
+
+@pytest.mark.docker
+def test_a_fresh_sandbox_has_what_setup_left_in_the_workspace_before_its_check(
+    model_server, tmp_path, sandbox_image, docker_client, no_leftover_containers
+) -> None:
+    setup = f"mkdir -p gen && echo 42 > gen/answer.txt # {tmp_path.name}"  # an image of its own
+    files = {
+        "calc.py": CALC,
+        "test_calc.py": TEST + GENERATED,
+        ".codebot.yml": f"spec:\n  setup: {setup!r}\n  test: python3 -m pytest -q\n",
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    (tmp_path / "task.yaml").write_text(
+        "id: fix-add\ntitle: Fix add\ndescription: add subtracts.\n"
+    )
+    model_server.script(
+        Turn.reply(block("    return a - b\n", "    return a + b\n", why="Add."), delay_s=1)
+    )
+    runs = tmp_path / "runs"
+
+    result = codebot(
+        ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(runs)],
+        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, CODEBOT_VERIFY_AHEAD="on"),
+        tmp_path,
+    )
+    record = json.loads((run_dir(runs) / "run.json").read_text())
+    docker_client.images.remove(record["environment"].split()[0], force=True)  # its own
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert record["stop_reason"] == "passed"
+    (iteration,) = record["iterations"]
+    assert [(c["name"], c["passed"]) for c in iteration["checks"]] == [
+        ("lint", True),
+        ("test", True),
+    ]
+    assert VERIFIED_AS_ITERATION in record["notes"]  # checked once, in the fresh sandbox
