@@ -215,8 +215,9 @@ def solve(
         if sandbox.swept:
             swept = ", ".join(sandbox.swept)
             on_event(f"sandbox: removed what killed runs left behind: {swept}")
-        spares.spare()  # starts beside the baseline: ready by the first edits, to check them
         start = _baseline(run, sandbox, deps, knowledge, ahead)
+        if start.stop is None:  # while the model is asked: beside the baseline, it slowed it
+            spares.spare()  # (a model answering in 1 s: the run 0.89x; up by then all the same)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
         ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
         once = alone(start.checks, start.expect)  # cheap: run once, in a fresh sandbox

@@ -144,9 +144,9 @@ class Speculation:
     """`protocols.Verifier` for a run once `arm`ed: see the module's docstring. It owns the
     run's spare sandboxes, whether it checks ahead or not (then the verification after the
     loop takes `spare`); whoever made it must `close` it. The first spare starts when
-    `spare` is first called (the runner calls it as the baseline starts, so that it is
-    ready for the first edits: a check then runs `alone` only in a spare already started,
-    else a failing one would wait for a container)."""
+    `spare` is first called (the runner calls it once the baseline is in: beside the
+    baseline's tests it slowed them, and the first model call with them; a check runs
+    `alone` only in a spare already up, which a model's answer usually gives it time for)."""
 
     def __init__(
         self,

@@ -240,33 +240,31 @@ def test_checking_ahead_is_on_with_a_core_to_spare_and_can_be_turned_off() -> No
 
 
 @pytest.mark.docker
-def test_the_verification_sandbox_starts_beside_the_baseline(
+def test_the_verification_sandbox_starts_once_the_baseline_is_in(
     model_server, tmp_path, sandbox_image, no_leftover_containers
 ) -> None:
-    slow = TEST + "\n\ndef test_slow():\n    __import__('time').sleep(0.5)\n"
-    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": slow})
+    repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
     (tmp_path / "task.yaml").write_text(TASK)
     model_server.script(block("    return a - b\n", "    return a + b\n", why="Add."))
     since = int(time.time()) - 1
 
     result = codebot(
         ["dry-run", "task.yaml", "--repo", str(repo), "--runs-dir", str(tmp_path / "runs")],
-        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image, CODEBOT_VERIFY_AHEAD="on"),
+        cli_env(model_server, CODEBOT_SANDBOX_IMAGE=sandbox_image),
         tmp_path,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    record = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())
+    run_id = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())["run_id"]
     events = docker.from_env().events(
         since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
     )
     seen = [
         (e["timeNano"], e["Action"].split(":")[0], e["Actor"]["Attributes"]["name"]) for e in events
     ]
-    sandbox = f"codebot-{record['run_id']}"
-    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == sandbox)
-    spare_made = min(t for t, a, n in seen if a == "create" and n == f"{sandbox}-verify")
-    assert spare_made < baseline_done
+    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == f"codebot-{run_id}")
+    spare_started = min(t for t, a, n in seen if a == "start" and n == f"codebot-{run_id}-verify")
+    assert baseline_done < spare_started
 
 
 # An environment with a setup step: its fresh sandboxes need what setup left in the workspace,

@@ -24,7 +24,7 @@ SLOW_AFTER_EDIT = "grep -q '\"m\": 60' duration.py && sleep 30; python3 -m pytes
 
 def in_a_second(reply: str) -> Turn:
     """A reply from a model that takes a second (real ones take more): the iteration's fresh
-    sandbox, started beside the baseline, is up by then, so cheap checks run there alone."""
+    sandbox, started once the baseline is in, is up by then, so cheap checks run there alone."""
     return Turn.reply(reply, delay_s=1)
 
 
