@@ -84,8 +84,9 @@ class Spare:
         if self._thread.ident:
             self._thread.join()
         sandbox, self._sandbox = self._sandbox, None
-        self.left = close_sandbox(sandbox) if sandbox is not None else ""
-        return self.left
+        if sandbox is not None:
+            self.left = close_sandbox(sandbox)
+        return self.left  # or what a failed restore left (`_start`)
 
 
 class Closable(Protocol):

@@ -116,6 +116,8 @@ class _Job:
                     sandbox, self._sandbox = self._sandbox, None
                 if sandbox is not None:
                     self.left = close_sandbox(sandbox)
+                elif self._spare.left:  # never taken: what its failed start left
+                    self.left = self._spare.left
 
     def abandon(self) -> None:
         """Stop it: its sandbox is removed (ending what runs in it) in the background, its

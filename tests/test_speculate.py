@@ -18,7 +18,7 @@ import pytest
 from codebot import config as cfg
 from codebot.checks import Expectation
 from codebot.environment import Environment
-from codebot.errors import ConfigError
+from codebot.errors import ConfigError, SandboxError
 from codebot.records import CheckName, CheckResult
 from codebot.runner import VERIFIED_AHEAD, VERIFIED_AS_ITERATION
 from codebot.sandboxes import Spare
@@ -307,3 +307,17 @@ def test_a_fresh_sandbox_has_what_setup_left_in_the_workspace_before_its_check(
         ("test", True),
     ]
     assert VERIFIED_AS_ITERATION in record["notes"]  # checked once, in the fresh sandbox
+
+
+@pytest.mark.docker
+def test_a_spare_whose_restore_fails_is_removed_and_says_why_when_taken(
+    tmp_path: Path, sandbox_image: str, no_leftover_containers
+) -> None:
+    settings = replace(cfg.Settings(), sandbox=cfg.SandboxConfig(image=sandbox_image))
+    # An environment said to have a setup workspace, on an image that has none to copy.
+    env = Environment(sandbox_image, key="nothing-to-restore")
+    spare = Spare(settings, env, f"spec-{tmp_path.name[-12:]}".replace("_", "-"))
+
+    with pytest.raises(SandboxError, match="could not restore the environment's workspace"):
+        spare.take()
+    assert spare.discard() == ""  # nothing left: its container went when the restore failed
