@@ -7,9 +7,9 @@ sandbox is always removed, whatever happens, and a commit is made only for a run
 in a reviewable state (codebot.stops).
 
 `solve` reads as its stages: start the sandbox, set it up, run the baseline, loop, verify,
-commit, record (~65 lines: the one place that shows what runs beside what, and what is
+commit, record (~70 lines: the one place that shows what runs beside what, and what is
 removed on which exit path). Each stage is a function of what the earlier ones returned.
-Nearly 500 lines: the stages share `Run` and read best in order, including what runs
+About 510 lines: the stages share `Run` and read best in order, including what runs
 beside them (the parsing ahead, the lanes, the verification checked ahead); what is not a
 stage lives elsewhere (codebot.lines, codebot.knowledge.for_run, codebot.verify,
 codebot.speculate, codebot.lanes, codebot.environment).
@@ -213,16 +213,12 @@ def solve(
         raise
     try:  # right after the start: a Ctrl-C in between would leave the sandbox behind
         if sandbox.swept:
-            swept = ", ".join(sandbox.swept)
-            on_event(f"sandbox: removed what killed runs left behind: {swept}")
+            on_event(f"sandbox: removed what killed runs left behind: {', '.join(sandbox.swept)}")
         start = _baseline(run, sandbox, deps, knowledge, ahead)
         if start.stop is None:  # while the model is asked: beside the baseline, it slowed it
             spares.spare()  # (a model answering in 1 s: the run 0.89x; up by then all the same)
         run = replace(run, spec=start.spec or run.spec)  # e.g. without a lint it cannot run
-        ahead_of_loop = speculates(settings) and start.stop is None  # verify beside the loop
-        once = alone(start.checks, start.expect)  # cheap: run once, in a fresh sandbox
-        armed = spares.arm(run.spec, start.expect, start.python_repo, alone=once)
-        verifier = armed if ahead_of_loop else None
+        verifier = _verifier(run, start, spares)
         result = _loop(run, sandbox, asked, start, prior, knowledge, lanes, verifier)
     except BaseException:
         _close(sandbox, on_event)  # the error in flight is the one to report
@@ -239,6 +235,7 @@ def solve(
         on_event(f"warning: {left}")  # e.g. the engine died: the run's own result stands
         result = replace(result, stop_detail=f"{result.stop_detail}; {left}")
     on_event(f"stopped: {result.stop_reason} ({result.stop_detail})")
+    notes = (*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
     record = run.record(
         result,
         start.checks,
@@ -247,8 +244,7 @@ def solve(
         head_commit=commit,
         files_changed=tuple(ws.staged_files()) if commit or result.changed else (),
         model_adjustments=tuple(asked.adjustments),
-        notes=(*settings.notes, *start.notes, *asked.notes, *knowledge.notes, *lanes.notes)
-        + ((VERIFIED_AS_ITERATION if beside.iteration else VERIFIED_AHEAD,) if beside else ()),
+        notes=(*notes, *_verified_note(beside)),
         environment=deps.summary(),
         continued=continued,
         rungs=asked.rung_usage(),
@@ -268,6 +264,22 @@ def _asked(
     asked.candidates = settings.candidates  # the cost caps count every candidate's call
     asked.across_rungs = settings.candidates_from == "rungs"
     return asked, redact
+
+
+def _verifier(run: Run, start: Baseline, spares: Speculation) -> Verifier | None:
+    """The verification checked beside each iteration's checks, or as them when they are
+    cheap (codebot.speculate); None when it is not checked ahead (then after the loop)."""
+    if start.stop is not None or not speculates(run.settings):
+        return None
+    once = alone(start.checks, start.expect)
+    return spares.arm(run.spec, start.expect, start.python_repo, alone=once)
+
+
+def _verified_note(beside: Verified | None) -> tuple[str, ...]:
+    """What run.json says of a verification made in the loop's time, if it was."""
+    if beside is None:
+        return ()
+    return (VERIFIED_AS_ITERATION if beside.iteration else VERIFIED_AHEAD,)
 
 
 def _verify(
