@@ -36,6 +36,20 @@ TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 SPEC = TaskSpec(title="Fix add", description="add subtracts", test="python3 -m pytest -q")
 
 
+def sandbox_events(since: int, run_id: str) -> list[tuple[int, str, str]]:
+    """The engine's events for the run's containers since `since`: (time, action, what
+    follows `codebot-<run id>` in the container's name: "" for the run's own sandbox)."""
+    events = docker.from_env().events(
+        since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
+    )
+    prefix = f"codebot-{run_id}"
+    return [
+        (e["timeNano"], e["Action"].split(":")[0], name.removeprefix(prefix))
+        for e in events
+        if (name := e["Actor"]["Attributes"].get("name", "")).startswith(prefix)
+    ]
+
+
 @pytest.fixture
 def speculation(tmp_path: Path, sandbox_image: str, no_leftover_containers: None):
     repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": TEST})
@@ -97,11 +111,8 @@ def test_closing_after_the_check_is_used_starts_no_other_sandbox(
 
     assert made.close() == ""
     run_id = f"spec-{tmp_path.name[-12:]}".replace("_", "-")
-    events = docker.from_env().events(
-        since=since, until=int(time.time()) + 1, decode=True, filters={"event": "create"}
-    )
-    names = [e["Actor"]["Attributes"].get("name", "") for e in events if e["Type"] == "container"]
-    assert [n for n in names if n.startswith(f"codebot-{run_id}")] == [f"codebot-{run_id}-verify"]
+    created = [name for _, action, name in sandbox_events(since, run_id) if action == "create"]
+    assert created == ["-verify"]
 
 
 def started(spare: Spare) -> Spare:
@@ -221,13 +232,9 @@ def test_cheap_checks_run_once_an_iteration_each_in_a_fresh_sandbox(
     assert record["final_checks"] == second["checks"]  # the same results, not a third run
     assert VERIFIED_AS_ITERATION in record["notes"]
     assert "(the last iteration's own checks, in a fresh sandbox)" in result.stdout + result.stderr
-    events = docker.from_env().events(
-        since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
-    )
-    run_id = record["run_id"]
-    execs = [e["Actor"]["Attributes"]["name"] for e in events if e["Action"] == "exec_die"]
-    mine = [n.removeprefix(f"codebot-{run_id}") for n in execs if n.startswith(f"codebot-{run_id}")]
-    assert sorted(mine) == ["", "-verify", "-verify2"]  # the baseline, then one per iteration
+    seen = sandbox_events(since, record["run_id"])
+    ran = sorted(name for _, action, name in seen if action == "exec_die")
+    assert ran == ["", "-verify", "-verify2"]  # the baseline, then one per iteration
 
 
 def test_checking_ahead_is_on_with_a_core_to_spare_and_can_be_turned_off() -> None:
@@ -256,14 +263,9 @@ def test_the_verification_sandbox_starts_once_the_baseline_is_in(
 
     assert result.returncode == 0, result.stdout + result.stderr
     run_id = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())["run_id"]
-    events = docker.from_env().events(
-        since=since, until=int(time.time()) + 1, decode=True, filters={"type": "container"}
-    )
-    seen = [
-        (e["timeNano"], e["Action"].split(":")[0], e["Actor"]["Attributes"]["name"]) for e in events
-    ]
-    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == f"codebot-{run_id}")
-    spare_started = min(t for t, a, n in seen if a == "start" and n == f"codebot-{run_id}-verify")
+    seen = sandbox_events(since, run_id)
+    baseline_done = min(t for t, a, n in seen if a == "exec_die" and n == "")
+    spare_started = min(t for t, a, n in seen if a == "start" and n == "-verify")
     assert baseline_done < spare_started
 
 
